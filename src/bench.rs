@@ -1,0 +1,133 @@
+//! `beian bench jobs`: throughput and latency of the job runtime on the configured database
+//! and transport, with a job whose effect is one row committed with its idempotency key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::app::Services;
+use crate::config::Config;
+use crate::queue::{self, Job, JobContext, JobError, Outcome, Registry};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue N jobs (each with a DB effect) and drain them: jobs/s and enqueue->start latency.
+    Jobs {
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+    },
+}
+
+/// The benchmark's job: one effect row with its idempotency record.
+#[derive(Serialize, Deserialize)]
+struct Touch {
+    n: usize,
+    enqueued_ms: i64,
+}
+
+impl Job for Touch {
+    const NAME: &'static str = "bench.touch";
+    const QUEUE: &'static str = "maintenance";
+    fn key(&self) -> String {
+        format!("bench-{}-{}", self.enqueued_ms, self.n)
+    }
+    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        let latency = ctx.clock().now_ms() - self.enqueued_ms;
+        metrics::histogram!("beian_bench_latency_ms").record(latency as f64);
+        let Some(tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
+            return Ok(Outcome::Duplicate);
+        };
+        tx.commit().await?;
+        LATENCIES.lock().expect("lock").push(latency);
+        Ok(Outcome::Done)
+    }
+}
+
+static LATENCIES: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+
+pub async fn run(config: Config, what: BenchCommand) -> anyhow::Result<()> {
+    match what {
+        BenchCommand::Jobs { count } => jobs(config, count).await,
+    }
+}
+
+async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let base = crate::app::build_services(config.clone(), true).await?;
+    let mut registry = Registry::default();
+    registry.register::<Touch>();
+    let services = Arc::new(Services {
+        config: config.clone(),
+        db: base.db.clone(),
+        clock: base.clock.clone(),
+        queue: base.queue.clone(),
+        registry: Arc::new(registry),
+        sms: base.sms.clone(),
+        face: base.face.clone(),
+    });
+    LATENCIES.lock().expect("lock").clear();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = tokio::spawn(queue::embedded::run(
+        services.clone(),
+        services.registry.clone(),
+        vec![Touch::QUEUE.to_string()],
+        queue::worker_name(),
+        stop_rx,
+    ));
+    let started = Instant::now();
+    let now = services.clock.now_ms();
+    for chunk_start in (0..count).step_by(500) {
+        let mut tx = services.db.begin().await?;
+        for n in chunk_start..(chunk_start + 500).min(count) {
+            let job = Touch { n, enqueued_ms: services.clock.now_ms() };
+            services.queue.enqueue(&mut tx, &job, now).await?;
+        }
+        tx.commit().await?;
+        services.queue.wake();
+    }
+    let enqueue_secs = started.elapsed().as_secs_f64();
+    loop {
+        if LATENCIES.lock().expect("lock").len() >= count {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("benchmark did not drain within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    let mut lat = LATENCIES.lock().expect("lock").clone();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "bench jobs: database={:?} transport={:?} jobs={count} enqueue={:.0}/s drain={:.0} jobs/s \
+         enqueue->start p50={} ms p99={} ms rss={} MiB",
+        services.db.backend(),
+        config.queue.transport,
+        count as f64 / enqueue_secs,
+        count as f64 / total,
+        pct(0.50),
+        pct(0.99),
+        rss_mib()
+    );
+    Ok(())
+}
+
+/// Resident memory of this process, from /proc.
+pub fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,19 @@
+//! beian (备案): the workflow processor behind a 12123-style traffic service. HTTP handlers
+//! validate, persist and enqueue; idempotent workers do the rest. See `design.md` for the map.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod import;
+pub mod providers;
+pub mod queue;
+pub mod store;
+pub mod telemetry;
+
+/// The job handlers live in the top-level `workers/` folder (one file per job kind).
+#[path = "../workers/mod.rs"]
+pub mod workers;

@@ -1,0 +1,5 @@
+//! The `beian` binary: see `beian --help`.
+
+fn main() -> std::process::ExitCode {
+    beian::cli::main()
+}

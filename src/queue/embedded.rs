@@ -1,0 +1,119 @@
+//! The embedded transport: the jobs table is the queue. Each queue has a claim loop that
+//! takes due rows under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on
+//! SQLite) up to its concurrency, woken in-process or by `NOTIFY`, polling as a fallback.
+//! A lease that expires means a crashed worker: the row is claimed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::{Registry, runner};
+use crate::app::Services;
+use crate::store::jobs;
+
+/// Runs the claim loops of `queues` until `shutdown` turns true, then finishes or hands back
+/// what it holds within `shutdown.grace_seconds`.
+pub async fn run(
+    services: Arc<Services>,
+    registry: Arc<Registry>,
+    queues: Vec<String>,
+    worker: String,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut loops = Vec::new();
+    for queue in queues {
+        loops.push(tokio::spawn(claim_loop(
+            services.clone(),
+            registry.clone(),
+            queue,
+            worker.clone(),
+            shutdown.clone(),
+        )));
+    }
+    for handle in loops {
+        let _ = handle.await;
+    }
+}
+
+async fn claim_loop(
+    services: Arc<Services>,
+    registry: Arc<Registry>,
+    queue: String,
+    worker: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let settings = services.config.queue_settings(&queue);
+    let concurrency = settings.concurrency as usize;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let poll = Duration::from_millis(services.config.queue.poll_interval_ms.max(10));
+    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        let ready = services.queue.jobs_ready().notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => drop(permit),
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let claimed = jobs::claim(
+            &services.db,
+            &queue,
+            free as i64,
+            services.clock.now_ms(),
+            chrono::Utc::now().timestamp_millis(),
+            lease_ms,
+            &worker,
+        )
+        .await;
+        let claimed = match claimed {
+            Ok(c) => {
+                failures = 0;
+                c
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures % 30 == 0 {
+                    tracing::warn!(queue = %queue, error = %e, "cannot claim jobs; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500 * failures.min(10) as u64)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = &mut ready => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = services.clock.moved() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for job in claimed {
+            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let services = services.clone();
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                runner::run(&services, &registry, job).await;
+                drop(permit);
+            });
+        }
+    }
+    // Shutdown: wait for the jobs in hand, then hand back whatever is still running.
+    let grace = Duration::from_secs(services.config.shutdown.grace_seconds);
+    let all = permits.acquire_many(concurrency as u32);
+    if tokio::time::timeout(grace, all).await.is_err() {
+        match jobs::release_held(&services.db, &worker, services.clock.now_ms()).await {
+            Ok(n) => tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back"),
+            Err(e) => tracing::warn!(queue = %queue, error = %e, "shutdown: could not hand jobs back; their leases will expire"),
+        }
+    }
+}

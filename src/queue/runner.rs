@@ -1,0 +1,96 @@
+//! Runs one claimed job: its handler inside a tracing span (job id, kind, attempt), then the
+//! outcome recorded (done, retry with backoff, or dead with every attempt's error kept) and
+//! counted in the metrics. Both transports call this.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{JobContext, JobError, Outcome, Registry, retry};
+use crate::app::Services;
+use crate::clock::rfc3339;
+use crate::store::jobs::{self, ClaimedJob};
+
+/// What became of a run, for the transport (AMQP acks or dead-letters by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    Done,
+    Retrying,
+    Dead,
+}
+
+pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: ClaimedJob) -> Finished {
+    let started_ms = services.clock.now_ms();
+    let wait = (started_ms - job.run_at).max(0) as f64 / 1000.0;
+    metrics::histogram!("beian_job_wait_seconds", "queue" => job.queue.clone()).record(wait);
+    let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempts);
+    let clock = Instant::now();
+    let result = async {
+        let handler = registry
+            .handler(&job.kind)
+            .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
+        let ctx = JobContext { services: services.clone(), job_id: job.id.clone(), attempt: job.attempts };
+        handler(ctx, &job.payload)?.await
+    }
+    .instrument(span.clone())
+    .await;
+    let run_secs = clock.elapsed().as_secs_f64();
+    metrics::histogram!("beian_job_run_seconds", "queue" => job.queue.clone()).record(run_secs);
+    let now = services.clock.now_ms();
+    let outcome = match result {
+        Ok(outcome) => {
+            let label = if outcome == Outcome::Duplicate { "duplicate" } else { "done" };
+            count(&job, label);
+            if let Err(e) = jobs::mark_done(&services.db, std::slice::from_ref(&job.id), now).await {
+                // The effect is committed; a re-run finds its key and does nothing.
+                span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
+            }
+            span.in_scope(|| tracing::debug!(outcome = label, ms = run_secs * 1000.0, "job finished"));
+            Finished::Done
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let history = append_history(&job.history, job.attempts, started_ms, now, &message);
+            let permanent = matches!(error, JobError::Permanent(_));
+            let settings = services.config.queue_settings(&job.queue);
+            let stored = if permanent || job.attempts >= job.max_attempts {
+                count(&job, "dead");
+                span.in_scope(|| tracing::error!(error = %message, permanent, "job is dead"));
+                jobs::mark_dead(&services.db, &job.id, &message, &history, now).await.map(|_| Finished::Dead)
+            } else {
+                count(&job, "retried");
+                let delay = retry::backoff_ms(&settings, job.attempts);
+                span.in_scope(|| tracing::warn!(error = %message, retry_in_ms = delay, "job failed; will retry"));
+                jobs::mark_retry(&services.db, &job.id, now + delay, &message, &history, now)
+                    .await
+                    .map(|_| Finished::Retrying)
+            };
+            match stored {
+                Ok(finished) => finished,
+                Err(e) => {
+                    // The lease will expire and the job run again: nothing is lost.
+                    span.in_scope(|| tracing::warn!(error = %e, "could not record the failure"));
+                    Finished::Retrying
+                }
+            }
+        }
+    };
+    outcome
+}
+
+fn count(job: &ClaimedJob, outcome: &'static str) {
+    metrics::counter!("beian_jobs_total", "queue" => job.queue.clone(), "job" => job.kind.clone(), "outcome" => outcome)
+        .increment(1);
+}
+
+fn append_history(history: &str, attempt: i64, started_ms: i64, finished_ms: i64, error: &str) -> String {
+    let mut list: Vec<serde_json::Value> = serde_json::from_str(history).unwrap_or_default();
+    list.push(json!({
+        "attempt": attempt,
+        "started_at": rfc3339(started_ms),
+        "finished_at": rfc3339(finished_ms),
+        "error": error,
+    }));
+    serde_json::Value::Array(list).to_string()
+}

@@ -1,0 +1,400 @@
+//! SQL of the jobs table (the outbox, and the queue itself on the embedded transport) and of
+//! the effects record. Every state change of a job is one statement here.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Db, DbResult, Tx};
+
+/// A job as a worker holds it after claiming it.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    pub idem_key: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub history: String,
+}
+
+const CLAIMED_COLUMNS: &str = "id, queue, kind, idem_key, payload, attempts, max_attempts, run_at, history";
+
+fn claimed(row: &AnyRow) -> DbResult<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: row.try_get("id")?,
+        queue: row.try_get("queue")?,
+        kind: row.try_get("kind")?,
+        idem_key: row.try_get("idem_key")?,
+        payload: row.try_get("payload")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        run_at: row.try_get("run_at")?,
+        history: row.try_get("history")?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    tx: &mut Tx,
+    kind: &str,
+    queue: &str,
+    key: &str,
+    payload: &str,
+    max_attempts: u32,
+    run_at_ms: i64,
+    now_ms: i64,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, queue, kind, idem_key, payload, state, attempts, max_attempts,
+             run_at, published, history, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, '[]', $9, $9)
+         ON CONFLICT (kind, idem_key) DO NOTHING",
+    )
+    .bind(super::new_id())
+    .bind(queue)
+    .bind(kind)
+    .bind(key)
+    .bind(payload)
+    .bind(max_attempts as i64)
+    .bind(run_at_ms)
+    .bind(false)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// `NOTIFY channel, payload` (PostgreSQL), delivered when the transaction commits.
+pub async fn notify(tx: &mut Tx, channel: &str, payload: &str) -> DbResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records that the effect of (kind, key) is committed (in the effect's transaction);
+/// false when it was already recorded.
+pub async fn record_effect(tx: &mut Tx, kind: &str, key: &str, now_ms: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO job_effects (kind, idem_key, done_at) VALUES ($1, $2, $3)
+         ON CONFLICT (kind, idem_key) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Claims up to `limit` due jobs of `queue` (queued and due, or running with an expired
+/// lease: a crashed worker's). `now_ms` is the service clock; leases are real time.
+pub async fn claim(
+    db: &Db,
+    queue: &str,
+    limit: i64,
+    now_ms: i64,
+    real_now_ms: i64,
+    lease_ms: i64,
+    worker: &str,
+) -> DbResult<Vec<ClaimedJob>> {
+    let lock = match db.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $4,
+             worker = $5, started_at = $2, updated_at = $2
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $1
+             AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $3))
+             ORDER BY run_at LIMIT $6 {lock})
+         RETURNING {CLAIMED_COLUMNS}"
+    );
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(queue)
+        .bind(now_ms)
+        .bind(real_now_ms)
+        .bind(real_now_ms + lease_ms)
+        .bind(worker)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    rows.iter().map(claimed).collect()
+}
+
+/// Claims one job by id (AMQP delivery). `steal` takes it even from a live lease (the
+/// broker redelivered it, so its holder's channel is gone).
+pub async fn claim_one(
+    db: &Db,
+    id: &str,
+    now_ms: i64,
+    real_now_ms: i64,
+    lease_ms: i64,
+    worker: &str,
+    steal: bool,
+) -> DbResult<Option<ClaimedJob>> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3,
+             worker = $4, started_at = $5, updated_at = $5
+         WHERE id = $1 AND (state = 'queued' OR (state = 'running' AND (lease_until < $2 OR $6)))
+         RETURNING {CLAIMED_COLUMNS}"
+    );
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(real_now_ms)
+        .bind(real_now_ms + lease_ms)
+        .bind(worker)
+        .bind(now_ms)
+        .bind(steal)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    row.as_ref().map(claimed).transpose()
+}
+
+pub async fn mark_done(db: &Db, ids: &[String], now_ms: i64) -> DbResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL
+             WHERE state = 'running' AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Back to the queue after a failed attempt, due again at `run_at_ms`.
+pub async fn mark_retry(db: &Db, id: &str, run_at_ms: i64, error: &str, history: &str, now_ms: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', run_at = $2, last_error = $3, history = $4,
+             published = $6, lease_until = NULL, updated_at = $5
+         WHERE id = $1 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(run_at_ms)
+    .bind(error)
+    .bind(history)
+    .bind(now_ms)
+    .bind(false)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_dead(db: &Db, id: &str, error: &str, history: &str, now_ms: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'dead', last_error = $2, history = $3, finished_at = $4,
+             lease_until = NULL, updated_at = $4
+         WHERE id = $1 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(history)
+    .bind(now_ms)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Hands back the jobs this worker holds (graceful shutdown): queued again, the attempt
+/// not counted.
+pub async fn release_held(db: &Db, worker: &str, now_ms: i64) -> DbResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_until = NULL,
+             published = $3, updated_at = $2
+         WHERE worker = $1 AND state = 'running'",
+    )
+    .bind(worker)
+    .bind(now_ms)
+    .bind(false)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
+}
+
+/// A dead job back to the queue (operator replay), with a fresh set of attempts.
+pub async fn requeue_dead(db: &Db, id: &str, now_ms: i64) -> DbResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, published = $3,
+             finished_at = NULL, updated_at = $2
+         WHERE id = $1 AND state = 'dead'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .bind(false)
+    .execute(db.pool())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Due, unpublished jobs for the AMQP relay (oldest first).
+pub async fn unpublished(db: &Db, now_ms: i64, limit: i64) -> DbResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, queue FROM jobs WHERE published = $1 AND state = 'queued' AND run_at <= $2
+         ORDER BY run_at LIMIT $3",
+    )
+    .bind(false)
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("queue")?)))
+        .collect()
+}
+
+pub async fn mark_published(db: &Db, ids: &[String]) -> DbResult<()> {
+    let mut tx = db.begin().await?;
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE jobs SET published = $1 WHERE state = 'queued' AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(true);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Running jobs whose lease expired (their worker died) go back to the queue unpublished,
+/// so the AMQP relay sends them again.
+pub async fn rescue_expired(db: &Db, real_now_ms: i64, now_ms: i64) -> DbResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET state = 'queued', published = $3, lease_until = NULL, updated_at = $2
+         WHERE state = 'running' AND lease_until < $1",
+    )
+    .bind(real_now_ms)
+    .bind(now_ms)
+    .bind(false)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
+}
+
+/// Counts by queue and state, for `/v1/admin/queues` and the depth gauge.
+pub async fn counts(db: &Db, now_ms: i64) -> DbResult<Vec<(String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT queue,
+             CASE WHEN state = 'queued' AND run_at > $1 AND attempts > 0 THEN 'retrying'
+                  WHEN state = 'queued' AND run_at > $1 THEN 'scheduled'
+                  WHEN state = 'queued' THEN 'ready'
+                  ELSE state END AS bucket,
+             COUNT(*) AS n
+         FROM jobs GROUP BY queue, bucket",
+    )
+    .bind(now_ms)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("queue")?, r.try_get("bucket")?, r.try_get("n")?)))
+        .collect()
+}
+
+/// Jobs finished in the last `window_ms` per queue (throughput in the overview).
+pub async fn recently_done(db: &Db, since_ms: i64) -> DbResult<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT queue, COUNT(*) AS n FROM jobs WHERE state = 'done' AND finished_at >= $1 GROUP BY queue",
+    )
+    .bind(since_ms)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("queue")?, r.try_get("n")?)))
+        .collect()
+}
+
+/// A job as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub queue: String,
+    pub kind: String,
+    pub key: String,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub last_error: Option<String>,
+    /// Every failed attempt: `{attempt, started_at, finished_at, error}`.
+    #[schema(value_type = Vec<Object>)]
+    pub history: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub run_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub async fn list(db: &Db, state: Option<&str>, queue: Option<&str>, after: Option<&str>, limit: i64) -> DbResult<Vec<JobView>> {
+    let rows = sqlx::query(
+        "SELECT id, queue, kind, idem_key, state, attempts, max_attempts, last_error, history, payload,
+             run_at, created_at, updated_at
+         FROM jobs WHERE ($1 = '' OR state = $1) AND ($2 = '' OR queue = $2) AND id > $3
+         ORDER BY id LIMIT $4",
+    )
+    .bind(state.unwrap_or(""))
+    .bind(queue.unwrap_or(""))
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let ms = |c: &str| -> DbResult<String> { Ok(crate::clock::rfc3339(r.try_get(c)?)) };
+            Ok(JobView {
+                id: r.try_get("id")?,
+                queue: r.try_get("queue")?,
+                kind: r.try_get("kind")?,
+                key: r.try_get("idem_key")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                max_attempts: r.try_get("max_attempts")?,
+                last_error: r.try_get("last_error")?,
+                history: serde_json::from_str(&r.try_get::<String, _>("history")?).unwrap_or_default(),
+                payload: serde_json::from_str(&r.try_get::<String, _>("payload")?).unwrap_or_default(),
+                run_at: ms("run_at")?,
+                created_at: ms("created_at")?,
+                updated_at: ms("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Drops finished jobs and old effect records (maintenance).
+pub async fn prune(db: &Db, done_before_ms: i64, effects_before_ms: i64) -> DbResult<u64> {
+    let mut tx = db.begin().await?;
+    let jobs = sqlx::query("DELETE FROM jobs WHERE state = 'done' AND finished_at < $1")
+        .bind(done_before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM job_effects WHERE done_at < $1")
+        .bind(effects_before_ms)
+        .execute(&mut *tx)
+        .await?;
+    super::idempotency::prune(&mut tx, effects_before_ms).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}

@@ -1,0 +1,28 @@
+//! The job handlers: one file per job kind, each idempotent (its effect commits together
+//! with the record of its key). `registry()` lists every kind this binary runs, and
+//! `cron_job` maps a `[cron]` schedule name to the job it enqueues.
+
+pub mod maintenance;
+
+use crate::queue::{Job, Registry};
+
+pub fn registry() -> Registry {
+    let mut registry = Registry::default();
+    registry.register::<maintenance::Prune>();
+    registry
+}
+
+/// The schedule names `[cron]` accepts.
+pub const CRON_NAMES: &[&str] = &["maintenance_prune"];
+
+/// The job a cron slot enqueues: (kind, queue, payload).
+pub fn cron_job(name: &str, slot_ms: i64) -> Option<(&'static str, &'static str, String)> {
+    match name {
+        "maintenance_prune" => Some(payload(&maintenance::Prune { slot_ms })),
+        _ => None,
+    }
+}
+
+fn payload<J: Job>(job: &J) -> (&'static str, &'static str, String) {
+    (J::NAME, J::QUEUE, serde_json::to_string(job).expect("job payloads serialize"))
+}
