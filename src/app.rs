@@ -89,8 +89,35 @@ async fn manual_or_system_clock(config: &Config, db: &Db) -> anyhow::Result<Cloc
     Ok(Clock::manual(offset))
 }
 
-/// Runs the requested parts until SIGTERM or SIGINT.
-pub async fn run(config: Config, parts: Parts) -> anyhow::Result<()> {
+/// A started process: its address, and the switch that stops it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub services: Arc<Services>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops taking work, lets jobs in hand finish (or hands them back) within
+    /// `shutdown.grace_seconds`, then closes the HTTP server and the pool.
+    pub async fn shutdown(self) {
+        let grace = Duration::from_secs(self.services.config.shutdown.grace_seconds + 2);
+        let _ = self.stop.send(true);
+        let tasks = self.tasks;
+        let _ = tokio::time::timeout(grace, async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.services.db.close().await;
+    }
+}
+
+/// Starts the requested parts and returns once the HTTP listener is bound.
+pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let metrics = crate::telemetry::metrics_handle();
     let services = build_services(config.clone(), parts.migrate).await?;
@@ -140,28 +167,27 @@ pub async fn run(config: Config, parts: Parts) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.http.addr)
         .await
         .map_err(|e| anyhow::anyhow!("http.addr {}: {e}", config.http.addr))?;
-    let local = listener.local_addr()?;
-    tracing::info!(addr = %local, api = parts.api, "listening");
-    println!("beian listening on http://{local}");
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, api = parts.api, "listening");
 
     let mut http_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move { server.await });
+    Ok(Running { addr, services, stop: stop_tx, tasks, server })
+}
 
+/// Runs the requested parts until SIGTERM or SIGINT.
+pub async fn run(config: Config, parts: Parts) -> anyhow::Result<()> {
+    let running = start(config, parts).await?;
+    println!("beian listening on http://{}", running.addr);
     shutdown_signal().await;
-    tracing::info!(grace_seconds = config.shutdown.grace_seconds, "shutting down: no new work is taken");
-    let _ = stop_tx.send(true);
-    let grace = Duration::from_secs(config.shutdown.grace_seconds + 2);
-    let _ = tokio::time::timeout(grace, async {
-        for task in tasks {
-            let _ = task.await;
-        }
-    })
-    .await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    services.db.close().await;
+    tracing::info!(
+        grace_seconds = running.services.config.shutdown.grace_seconds,
+        "shutting down: no new work is taken"
+    );
+    running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,213 @@
+//! The integration-test harness: `spawn_app()` starts the real service (API, workers,
+//! scheduler) on port 0 with a fresh database (a temp SQLite file, or a new PostgreSQL
+//! database), and gives a small HTTP client with tokens for each role.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use beian::api::auth::{Role, TokenKeys};
+use beian::app::{Parts, Running};
+use beian::config::Config;
+use serde_json::Value;
+use sqlx::Connection;
+
+pub const JWT_SECRET: &str = "integration-test-secret-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests use; `TEST_DATABASE_URL` overrides.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates a fresh database on the test PostgreSQL; panics with a clear message when the
+/// server is not reachable (tests never pass by skipping).
+pub async fn fresh_postgres_database() -> (String, String) {
+    let admin = postgres_admin_url();
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is needed for this test and is not reachable at {admin} ({e}). \
+             Start it (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+             or run `bash .ci/run`), or point TEST_DATABASE_URL at one."
+        )
+    });
+    let name = format!("beian_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    (format!("{base}/{name}"), name)
+}
+
+pub async fn drop_postgres_database(name: &str) {
+    if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(&postgres_admin_url()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+    running: Option<Running>,
+    pg_database: Option<String>,
+    tokens: std::sync::Arc<TokenKeys>,
+}
+
+/// Configuration for a test instance: defaults, then `overrides` as `BEIAN__...` pairs.
+pub fn test_config(database_url: &str, dir: &std::path::Path, overrides: &[(&str, &str)]) -> Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("BEIAN__PROFILE".into(), "test".into()),
+        ("BEIAN__HTTP__ADDR".into(), "127.0.0.1:0".into()),
+        ("BEIAN__DATABASE__URL".into(), database_url.into()),
+        ("BEIAN__DATABASE__MAX_CONNECTIONS".into(), "8".into()),
+        ("BEIAN__DATA_DIR".into(), dir.display().to_string()),
+        ("BEIAN__SMS__OUTBOX_FILE".into(), dir.join("sms-outbox.ndjson").display().to_string()),
+        ("BEIAN__CLOCK__MANUAL".into(), "true".into()),
+        ("BEIAN__AUTH__JWT_SECRET".into(), JWT_SECRET.into()),
+        ("BEIAN__QUEUE__POLL_INTERVAL_MS".into(), "200".into()),
+        ("BEIAN__SHUTDOWN__GRACE_SECONDS".into(), "5".into()),
+        ("BEIAN__LOG__LEVEL".into(), "warn".into()),
+    ];
+    for (k, v) in overrides {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    Config::load_from(None, env).expect("test configuration is valid")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, pg_database) = match backend {
+        Backend::Sqlite => (format!("sqlite://{}", dir.path().join("beian.db").display()), None),
+        Backend::Postgres => {
+            let (url, name) = fresh_postgres_database().await;
+            (url, Some(name))
+        }
+    };
+    spawn_on(url, pg_database, dir, overrides).await
+}
+
+pub async fn spawn_on(url: String, pg_database: Option<String>, dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestApp {
+    let config = test_config(&url, dir.path(), overrides);
+    let tokens = TokenKeys::from_config(&config.auth).expect("token keys");
+    let running = beian::app::start(config.clone(), Parts::serve(&config)).await.expect("service starts");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+        config,
+        dir,
+        running: Some(running),
+        pg_database,
+        tokens,
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        self.tokens.sign(sub, role, 4_102_444_800).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with a bearer token for `sub` in `role` (None: anonymous).
+    pub fn request(&self, method: reqwest::Method, path: &str, who: Option<(&str, Role)>) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match who {
+            Some((sub, role)) => builder.bearer_auth(self.token(sub, role)),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: Option<(&str, Role)>) -> (u16, Value) {
+        answer(self.request(reqwest::Method::GET, path, who).send().await.unwrap()).await
+    }
+
+    pub async fn put(&self, path: &str, who: Option<(&str, Role)>, body: &Value) -> (u16, Value) {
+        answer(self.request(reqwest::Method::PUT, path, who).json(body).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, who: Option<(&str, Role)>, body: &Value) -> (u16, Value) {
+        answer(self.request(reqwest::Method::POST, path, who).json(body).send().await.unwrap()).await
+    }
+
+    pub fn services(&self) -> &std::sync::Arc<beian::app::Services> {
+        &self.running.as_ref().expect("running").services
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        if let Some(name) = self.pg_database.take() {
+            drop_postgres_database(&name).await;
+        }
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// `京A12345` as a URL path segment.
+pub fn plate_path(plate_type: &str, plate: &str) -> String {
+    let encoded: String = plate
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    format!("{plate_type}/{encoded}")
+}
+
+/// Runs `body` with a SQLite-backed app and a PostgreSQL-backed app: one behaviour, two
+/// databases.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident => $body:ident;)+) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$body($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$body($crate::common::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+/// Polls `probe` until it returns Some, for at most `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: not within {seconds} s");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
