@@ -28,7 +28,10 @@ pub struct Services {
 impl Services {
     /// The queue a job kind runs on.
     pub fn registry_queue(&self, kind: &str) -> Option<&'static str> {
-        self.registry.kinds().find(|(k, _)| *k == kind).map(|(_, q)| q)
+        self.registry
+            .kinds()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, q)| q)
     }
 }
 
@@ -44,12 +47,20 @@ pub struct Parts {
 
 impl Parts {
     pub fn serve(config: &Config) -> Parts {
-        Parts { api: true, workers: Some(all_queues()), scheduler: true, migrate: config.database.migrate_on_start }
+        Parts {
+            api: true,
+            workers: Some(all_queues()),
+            scheduler: true,
+            migrate: config.database.migrate_on_start,
+        }
     }
 }
 
 pub fn all_queues() -> Vec<String> {
-    crate::config::QUEUES.iter().map(|q| q.to_string()).collect()
+    crate::config::QUEUES
+        .iter()
+        .map(|q| q.to_string())
+        .collect()
 }
 
 /// Connects, migrates or checks the schema, and sets up the clock and the services.
@@ -65,7 +76,15 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let registry = Arc::new(crate::workers::registry());
     let sms = SmsGateway::from_config(&config)?;
     let face = FaceProvider::from_config(&config)?;
-    Ok(Arc::new(Services { config, db, clock, queue, registry, sms, face }))
+    Ok(Arc::new(Services {
+        config,
+        db,
+        clock,
+        queue,
+        registry,
+        sms,
+        face,
+    }))
 }
 
 async fn manual_or_system_clock(config: &Config, db: &Db) -> anyhow::Result<Clock> {
@@ -85,7 +104,9 @@ async fn manual_or_system_clock(config: &Config, db: &Db) -> anyhow::Result<Cloc
         "!!! THE MANUAL TEST CLOCK IS ON (clock.manual = true): anyone with the admin role can move \
          time with PUT /v1/test/clock. Never run this in production. !!!"
     );
-    eprintln!("WARNING: beian is running with the manual test clock (clock.manual = true); never in production.");
+    eprintln!(
+        "WARNING: beian is running with the manual test clock (clock.manual = true); never in production."
+    );
     Ok(Clock::manual(offset))
 }
 
@@ -125,32 +146,59 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
 
     if services.clock.is_manual() {
-        tasks.push(tokio::spawn(follow_shared_clock(services.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(follow_shared_clock(
+            services.clone(),
+            stop_rx.clone(),
+        )));
     }
     if services.db.backend() == Backend::Postgres {
-        tasks.push(tokio::spawn(listen_for_wakeups(services.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(listen_for_wakeups(
+            services.clone(),
+            stop_rx.clone(),
+        )));
     }
     if config.queue.transport == Transport::Amqp {
-        tasks.push(tokio::spawn(queue::amqp::run_relay(services.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(queue::amqp::run_relay(
+            services.clone(),
+            stop_rx.clone(),
+        )));
     }
     if let Some(queues) = &parts.workers {
         let worker = queue::worker_name();
         tracing::info!(worker = %worker, queues = ?queues, transport = ?config.queue.transport, "workers starting");
         let registry = services.registry.clone();
         tasks.push(match config.queue.transport {
-            Transport::Embedded => {
-                tokio::spawn(queue::embedded::run(services.clone(), registry, queues.clone(), worker, stop_rx.clone()))
-            }
-            Transport::Amqp => {
-                tokio::spawn(queue::amqp::run_consumers(services.clone(), registry, queues.clone(), worker, stop_rx.clone()))
-            }
+            Transport::Embedded => tokio::spawn(queue::embedded::run(
+                services.clone(),
+                registry,
+                queues.clone(),
+                worker,
+                stop_rx.clone(),
+            )),
+            Transport::Amqp => tokio::spawn(queue::amqp::run_consumers(
+                services.clone(),
+                registry,
+                queues.clone(),
+                worker,
+                stop_rx.clone(),
+            )),
         });
     }
     if parts.scheduler {
         let schedules = queue::cron::schedules(&services)?;
-        tasks.push(tokio::spawn(queue::timers::run(services.clone(), stop_rx.clone())));
-        tasks.push(tokio::spawn(queue::cron::run(services.clone(), schedules, stop_rx.clone())));
-        tasks.push(tokio::spawn(report_gauges(services.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(queue::timers::run(
+            services.clone(),
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(queue::cron::run(
+            services.clone(),
+            schedules,
+            stop_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(report_gauges(
+            services.clone(),
+            stop_rx.clone(),
+        )));
     }
 
     let tokens = api::auth::TokenKeys::from_config(&config.auth)?;
@@ -163,7 +211,11 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         queue: services.queue.clone(),
         services: services.clone(),
     };
-    let router = if parts.api { api::router(state) } else { api::ops_router(state) };
+    let router = if parts.api {
+        api::router(state)
+    } else {
+        api::ops_router(state)
+    };
     let listener = TcpListener::bind(config.http.addr)
         .await
         .map_err(|e| anyhow::anyhow!("http.addr {}: {e}", config.http.addr))?;
@@ -175,7 +227,13 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         let _ = http_stop.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move { server.await });
-    Ok(Running { addr, services, stop: stop_tx, tasks, server })
+    Ok(Running {
+        addr,
+        services,
+        stop: stop_tx,
+        tasks,
+        server,
+    })
 }
 
 /// Runs the requested parts until SIGTERM or SIGINT.
@@ -241,7 +299,11 @@ async fn listen_for_wakeups(services: Arc<Services>, mut stop: watch::Receiver<b
                 continue;
             }
         };
-        if listener.listen_all(["beian_jobs", "beian_timers"]).await.is_err() {
+        if listener
+            .listen_all(["beian_jobs", "beian_timers"])
+            .await
+            .is_err()
+        {
             continue;
         }
         loop {
@@ -262,7 +324,8 @@ async fn listen_for_wakeups(services: Arc<Services>, mut stop: watch::Receiver<b
 /// Queue depth and pending timers as gauges, every few seconds.
 async fn report_gauges(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        if let Ok(counts) = crate::store::jobs::counts(&services.db, services.clock.now_ms()).await {
+        if let Ok(counts) = crate::store::jobs::counts(&services.db, services.clock.now_ms()).await
+        {
             for queue in crate::config::QUEUES {
                 for state in ["ready", "running", "scheduled", "retrying", "dead"] {
                     let n = counts
@@ -270,7 +333,8 @@ async fn report_gauges(services: Arc<Services>, mut stop: watch::Receiver<bool>)
                         .find(|(q, s, _)| q == queue && s == state)
                         .map(|(_, _, n)| *n)
                         .unwrap_or(0);
-                    metrics::gauge!("beian_queue_depth", "queue" => *queue, "state" => state).set(n as f64);
+                    metrics::gauge!("beian_queue_depth", "queue" => *queue, "state" => state)
+                        .set(n as f64);
                 }
             }
         }

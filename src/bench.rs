@@ -30,7 +30,7 @@ struct Touch {
 
 impl Job for Touch {
     const NAME: &'static str = "bench.touch";
-    const QUEUE: &'static str = "maintenance";
+    const QUEUE: &'static str = "bench";
     fn key(&self) -> String {
         format!("bench-{}-{}", self.enqueued_ms, self.n)
     }
@@ -82,7 +82,10 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     for chunk_start in (0..count).step_by(500) {
         let mut tx = services.db.begin().await?;
         for n in chunk_start..(chunk_start + 500).min(count) {
-            let job = Touch { n, enqueued_ms: services.clock.now_ms() };
+            let job = Touch {
+                n,
+                enqueued_ms: services.clock.now_ms(),
+            };
             services.queue.enqueue(&mut tx, &job, now).await?;
         }
         tx.commit().await?;

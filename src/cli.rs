@@ -10,7 +10,11 @@ use crate::app::{self, Parts};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "beian", version, about = "Vehicle filing (备案) workflow processor: API, workers, scheduler")]
+#[command(
+    name = "beian",
+    version,
+    about = "Vehicle filing (备案) workflow processor: API, workers, scheduler"
+)]
 struct Cli {
     /// Configuration file laid over the compiled-in defaults.
     #[arg(long, global = true, env = "BEIAN_CONFIG")]
@@ -81,11 +85,19 @@ pub fn main() -> ExitCode {
         print!("{}", config.to_masked_toml());
         return ExitCode::SUCCESS;
     }
-    if let Command::Token { sub, role, ttl_seconds } = &cli.command {
+    if let Command::Token {
+        sub,
+        role,
+        ttl_seconds,
+    } = &cli.command
+    {
         return token(&config, sub, role, *ttl_seconds);
     }
     crate::telemetry::init_logging(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("beian: cannot start the runtime: {e}");
@@ -98,35 +110,73 @@ pub fn main() -> ExitCode {
                 let parts = Parts::serve(&config);
                 app::run(config, parts).await.map(|_| ExitCode::SUCCESS)
             }
-            Command::Api => app::run(config, Parts { api: true, workers: None, scheduler: false, migrate: false })
-                .await
-                .map(|_| ExitCode::SUCCESS),
+            Command::Api => app::run(
+                config,
+                Parts {
+                    api: true,
+                    workers: None,
+                    scheduler: false,
+                    migrate: false,
+                },
+            )
+            .await
+            .map(|_| ExitCode::SUCCESS),
             Command::Worker { queues } => {
                 let queues = match queues {
                     Some(q) => {
-                        if let Some(bad) = q.iter().find(|q| !crate::config::QUEUES.contains(&q.as_str())) {
-                            anyhow::bail!("--queues: unknown queue {bad} (queues are {})", crate::config::QUEUES.join(", "));
+                        if let Some(bad) = q
+                            .iter()
+                            .find(|q| !crate::config::QUEUES.contains(&q.as_str()))
+                        {
+                            anyhow::bail!(
+                                "--queues: unknown queue {bad} (queues are {})",
+                                crate::config::QUEUES.join(", ")
+                            );
                         }
                         q
                     }
                     None => app::all_queues(),
                 };
-                app::run(config, Parts { api: false, workers: Some(queues), scheduler: false, migrate: false })
-                    .await
-                    .map(|_| ExitCode::SUCCESS)
-            }
-            Command::Scheduler => app::run(config, Parts { api: false, workers: None, scheduler: true, migrate: false })
+                app::run(
+                    config,
+                    Parts {
+                        api: false,
+                        workers: Some(queues),
+                        scheduler: false,
+                        migrate: false,
+                    },
+                )
                 .await
-                .map(|_| ExitCode::SUCCESS),
+                .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Scheduler => app::run(
+                config,
+                Parts {
+                    api: false,
+                    workers: None,
+                    scheduler: true,
+                    migrate: false,
+                },
+            )
+            .await
+            .map(|_| ExitCode::SUCCESS),
             Command::Migrate => {
                 let db = crate::store::Db::connect(&config.database).await?;
                 db.migrate().await?;
                 println!("migrations applied");
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Import { what, file, skip_bad } => crate::import::run(&config, what, &file, skip_bad).await,
-            Command::Bench { what } => crate::bench::run(config, what).await.map(|_| ExitCode::SUCCESS),
-            Command::Config | Command::Token { .. } => unreachable!("handled before the runtime starts"),
+            Command::Import {
+                what,
+                file,
+                skip_bad,
+            } => crate::import::run(&config, what, &file, skip_bad).await,
+            Command::Bench { what } => crate::bench::run(config, what)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Config | Command::Token { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     match result {

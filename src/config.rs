@@ -45,7 +45,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"****\"" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"****\""
+        })
     }
 }
 
@@ -385,11 +389,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |msg: String| Err(ConfigError(msg));
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return err("database.url: expected sqlite://FILE or postgres://...".into());
         }
         if self.queue.transport == Transport::Amqp {
-            return err("queue.transport: \"amqp\" is not available in this build yet; use \"embedded\"".into());
+            return err(
+                "queue.transport: \"amqp\" is not available in this build yet; use \"embedded\""
+                    .into(),
+            );
         }
         if self.database.max_connections == 0 {
             return err("database.max_connections: must be at least 1".into());
@@ -413,7 +423,9 @@ impl Config {
                 ));
             }
             if s.backoff_base_ms > s.backoff_cap_ms {
-                return err(format!("jobs.{queue}: backoff_base_ms is above backoff_cap_ms"));
+                return err(format!(
+                    "jobs.{queue}: backoff_base_ms is above backoff_cap_ms"
+                ));
             }
         }
         for (name, entry) in &self.cron {
@@ -473,8 +485,14 @@ impl Config {
         QueueSettings {
             concurrency: over.concurrency.or(base.concurrency).unwrap_or(4),
             max_attempts: over.max_attempts.or(base.max_attempts).unwrap_or(10),
-            backoff_base_ms: over.backoff_base_ms.or(base.backoff_base_ms).unwrap_or(2000),
-            backoff_cap_ms: over.backoff_cap_ms.or(base.backoff_cap_ms).unwrap_or(3_600_000),
+            backoff_base_ms: over
+                .backoff_base_ms
+                .or(base.backoff_base_ms)
+                .unwrap_or(2000),
+            backoff_cap_ms: over
+                .backoff_cap_ms
+                .or(base.backoff_cap_ms)
+                .unwrap_or(3_600_000),
             prefetch: over.prefetch.or(base.prefetch).unwrap_or(32),
         }
     }
@@ -529,7 +547,10 @@ mod tests {
             Some(&path),
             env(&[
                 ("BEIAN__FILING__CODE_TTL_SECONDS", "90"),
-                ("BEIAN__REVIEW__ESCALATION_PHONES", "13700000001,13700000002"),
+                (
+                    "BEIAN__REVIEW__ESCALATION_PHONES",
+                    "13700000001,13700000002",
+                ),
                 ("OTHER__FILING__CODE_TTL_SECONDS", "1"),
             ]),
         )
@@ -546,7 +567,9 @@ mod tests {
     fn unknown_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "[filing]\ncode_ttl_secs = 120\n");
-        let e = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        let e = Config::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("code_ttl_secs"), "{e}");
         let e = Config::load_from(None, env(&[("BEIAN__SMS__PROVIDERR", "log")]))
             .unwrap_err()
@@ -567,7 +590,10 @@ mod tests {
         let e = Config::load_from(None, env(&[("BEIAN__SMS__PROVIDER", "carrier-pigeon")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("carrier-pigeon") || e.contains("provider"), "{e}");
+        assert!(
+            e.contains("carrier-pigeon") || e.contains("provider"),
+            "{e}"
+        );
         let e = Config::load_from(None, env(&[("BEIAN__CRON__NIGHTLY", "61 * * * *")]))
             .unwrap_err()
             .to_string();
@@ -579,7 +605,13 @@ mod tests {
         let e = Config::load_from(None, env(&[("BEIAN__PROFILE", "production")]))
             .unwrap_err()
             .to_string();
-        for part in ["clock", "sms.provider", "face.provider", "payments.mode", "jwt_secret"] {
+        for part in [
+            "clock",
+            "sms.provider",
+            "face.provider",
+            "payments.mode",
+            "jwt_secret",
+        ] {
             if part == "clock" {
                 continue; // the default clock is real time
             }
@@ -587,7 +619,10 @@ mod tests {
         }
         let e = Config::load_from(
             None,
-            env(&[("BEIAN__PROFILE", "production"), ("BEIAN__CLOCK__MANUAL", "true")]),
+            env(&[
+                ("BEIAN__PROFILE", "production"),
+                ("BEIAN__CLOCK__MANUAL", "true"),
+            ]),
         )
         .unwrap_err()
         .to_string();

@@ -13,7 +13,8 @@ use crate::cli::ImportKind;
 use crate::config::Config;
 use crate::domain::plate::parse_plate;
 use crate::domain::registry::{
-    Driver, DriverFields, LicenceStatus, OwnerKind, Vehicle, VehicleFields, VehicleUsage, validate_user_id,
+    Driver, DriverFields, LicenceStatus, OwnerKind, Vehicle, VehicleFields, VehicleUsage,
+    validate_user_id,
 };
 use crate::store::Db;
 use crate::store::registry::{Upserted, upsert_driver, upsert_vehicle};
@@ -50,7 +51,8 @@ enum Record {
 }
 
 fn vehicle(line: VehicleLine) -> Result<Record, String> {
-    let (plate_type, plate_number) = parse_plate(&line.plate_type, &line.plate_number).map_err(|e| e.to_string())?;
+    let (plate_type, plate_number) =
+        parse_plate(&line.plate_type, &line.plate_number).map_err(|e| e.to_string())?;
     let fields = VehicleFields {
         owner_id_number: line.owner_id_number,
         owner_name: line.owner_name,
@@ -61,7 +63,11 @@ fn vehicle(line: VehicleLine) -> Result<Record, String> {
         status: line.status,
     };
     fields.validate().map_err(|e| e.to_string())?;
-    Ok(Record::Vehicle(Vehicle { plate_type, plate_number, fields }))
+    Ok(Record::Vehicle(Vehicle {
+        plate_type,
+        plate_number,
+        fields,
+    }))
 }
 
 fn driver(line: DriverLine) -> Result<Record, String> {
@@ -75,12 +81,22 @@ fn driver(line: DriverLine) -> Result<Record, String> {
         points: line.points,
     };
     fields.validate().map_err(|e| e.to_string())?;
-    Ok(Record::Driver(Driver { user_id: line.user_id, fields }))
+    Ok(Record::Driver(Driver {
+        user_id: line.user_id,
+        fields,
+    }))
 }
 
-/// Reads and checks every line: (good records, bad lines as (line number, reason)).
-fn read(kind: ImportKind, path: &Path) -> anyhow::Result<(Vec<(u64, Record)>, Vec<(u64, String)>)> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+/// Lines that passed (with their numbers) and lines refused (number, reason).
+type Checked = (Vec<(u64, Record)>, Vec<(u64, String)>);
+
+/// Reads and checks every line.
+fn read(kind: ImportKind, path: &Path) -> anyhow::Result<Checked> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let mut take = |line: u64, parsed: Result<Record, String>| match parsed {
@@ -89,7 +105,9 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<(Vec<(u64, Record)>, Ve
     };
     match extension.as_str() {
         "csv" => {
-            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path)?;
+            let mut reader = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_path(path)?;
             let headers = reader.headers()?.clone();
             for record in reader.records() {
                 let (line, parsed) = match record {
@@ -107,7 +125,10 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<(Vec<(u64, Record)>, Ve
                         };
                         (line, parsed)
                     }
-                    Err(e) => (e.position().map(|p| p.line()).unwrap_or(0), Err(csv_reason(&e))),
+                    Err(e) => (
+                        e.position().map(|p| p.line()).unwrap_or(0),
+                        Err(csv_reason(&e)),
+                    ),
                 };
                 take(line, parsed);
             }
@@ -120,13 +141,20 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<(Vec<(u64, Record)>, Ve
                 }
                 let line = index as u64 + 1;
                 let parsed = match kind {
-                    ImportKind::Vehicles => serde_json::from_str::<VehicleLine>(raw).map_err(|e| e.to_string()).and_then(vehicle),
-                    ImportKind::Drivers => serde_json::from_str::<DriverLine>(raw).map_err(|e| e.to_string()).and_then(driver),
+                    ImportKind::Vehicles => serde_json::from_str::<VehicleLine>(raw)
+                        .map_err(|e| e.to_string())
+                        .and_then(vehicle),
+                    ImportKind::Drivers => serde_json::from_str::<DriverLine>(raw)
+                        .map_err(|e| e.to_string())
+                        .and_then(driver),
                 };
                 take(line, parsed);
             }
         }
-        other => anyhow::bail!("{}: unknown extension {other:?}; use .csv, .ndjson or .jsonl", path.display()),
+        other => anyhow::bail!(
+            "{}: unknown extension {other:?}; use .csv, .ndjson or .jsonl",
+            path.display()
+        ),
     }
     Ok((good, bad))
 }
@@ -141,7 +169,12 @@ fn csv_reason(e: &csv::Error) -> String {
     }
 }
 
-pub async fn run(config: &Config, kind: ImportKind, path: &Path, skip_bad: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    kind: ImportKind,
+    path: &Path,
+    skip_bad: bool,
+) -> anyhow::Result<ExitCode> {
     let (good, bad) = read(kind, path)?;
     for (line, reason) in &bad {
         eprintln!("{}:{line}: {reason}", path.display());
@@ -179,8 +212,15 @@ pub async fn run(config: &Config, kind: ImportKind, path: &Path, skip_bad: bool)
     }
     tx.commit().await?;
     progress.finish_and_clear();
-    println!("inserted {inserted}, updated {updated}, refused {}", bad.len());
-    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!(
+        "inserted {inserted}, updated {updated}, refused {}",
+        bad.len()
+    );
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -24,5 +24,9 @@ pub fn cron_job(name: &str, slot_ms: i64) -> Option<(&'static str, &'static str,
 }
 
 fn payload<J: Job>(job: &J) -> (&'static str, &'static str, String) {
-    (J::NAME, J::QUEUE, serde_json::to_string(job).expect("job payloads serialize"))
+    (
+        J::NAME,
+        J::QUEUE,
+        serde_json::to_string(job).expect("job payloads serialize"),
+    )
 }

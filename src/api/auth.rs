@@ -52,8 +52,14 @@ impl TokenKeys {
                 })?;
                 let key = DecodingKey::from_rsa_pem(&pem)
                     .map(|k| (k, vec![Algorithm::RS256]))
-                    .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, vec![Algorithm::EdDSA])))
-                    .map_err(|e| anyhow::anyhow!("auth.jwt_public_key_path: not an RSA or Ed25519 public key: {e}"))?;
+                    .or_else(|_| {
+                        DecodingKey::from_ed_pem(&pem).map(|k| (k, vec![Algorithm::EdDSA]))
+                    })
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "auth.jwt_public_key_path: not an RSA or Ed25519 public key: {e}"
+                        )
+                    })?;
                 (key.0, None, key.1)
             }
             None => {
@@ -82,10 +88,9 @@ impl TokenKeys {
 
     /// Signs a token (HS256 only: with a public key configured, tokens come from elsewhere).
     pub fn sign(&self, sub: &str, role: Role, exp: i64) -> anyhow::Result<String> {
-        let key = self
-            .encoding
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("tokens are verified with a public key; sign them with its private key"))?;
+        let key = self.encoding.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("tokens are verified with a public key; sign them with its private key")
+        })?;
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &Claims {
@@ -127,22 +132,29 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "missing Authorization: Bearer token"))?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("unauthenticated", "missing Authorization: Bearer token")
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("invalid_token", "expected Authorization: Bearer <JWT>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "expected Authorization: Bearer <JWT>")
+            })?;
         let claims = state
             .tokens
             .verify(token)
             .map_err(|e| ApiError::unauthorized("invalid_token", format!("token refused: {e}")))?;
         if claims.sub.is_empty() || claims.sub.len() > 64 {
-            return Err(ApiError::unauthorized("invalid_token", "token refused: bad sub"));
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "token refused: bad sub",
+            ));
         }
         Ok(Caller {
             sub: claims.sub,
@@ -172,11 +184,18 @@ mod tests {
         let claims = k.verify(&token).unwrap();
         assert_eq!((claims.sub.as_str(), claims.role), ("U1", Role::Reviewer));
         assert!(keys("another").verify(&token).is_err(), "wrong secret");
-        assert!(k.verify(&k.sign("U1", Role::User, 1_000_000_000).unwrap()).is_err(), "expired");
+        assert!(
+            k.verify(&k.sign("U1", Role::User, 1_000_000_000).unwrap())
+                .is_err(),
+            "expired"
+        );
         let parts: Vec<&str> = token.split('.').collect();
         let none = format!(
             "{}.{}.",
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"alg":"none","typ":"JWT"}"#),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                br#"{"alg":"none","typ":"JWT"}"#
+            ),
             parts[1]
         );
         assert!(k.verify(&none).is_err(), "alg none");

@@ -20,13 +20,21 @@ pub struct IdempotencyKey(pub String);
 pub struct OptionalIdempotencyKey(pub Option<String>);
 
 fn read(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let Some(value) = parts.headers.get(HEADER) else { return Ok(None) };
+    let Some(value) = parts.headers.get(HEADER) else {
+        return Ok(None);
+    };
     let key = value.to_str().map_err(|_| {
-        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be visible ASCII")
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be visible ASCII",
+        )
     })?;
     let key = key.trim();
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1-255 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 characters",
+        ));
     }
     Ok(Some(key.to_string()))
 }
@@ -35,7 +43,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         read(parts)?.map(IdempotencyKey).ok_or_else(|| {
-            ApiError::bad_request("idempotency_key_required", "this request needs an Idempotency-Key header")
+            ApiError::bad_request(
+                "idempotency_key_required",
+                "this request needs an Idempotency-Key header",
+            )
         })
     }
 }
@@ -67,7 +78,10 @@ pub fn replay(stored: StoredAnswer, request_hash: &str) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     if let Some(location) = stored.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         headers.insert(header::LOCATION, location);

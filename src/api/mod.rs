@@ -67,7 +67,9 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// Only `/healthz`, `/readyz` and `/metrics`: what `worker` and `scheduler` serve.
 pub fn ops_router(state: AppState) -> axum::Router {
-    let (app, _) = OpenApiRouter::new().merge(ops::probe_routes()).split_for_parts();
+    let (app, _) = OpenApiRouter::new()
+        .merge(ops::probe_routes())
+        .split_for_parts();
     finish(app, state)
 }
 

@@ -91,7 +91,10 @@ impl ApiError {
 
     pub fn problem(&self) -> Problem {
         Problem {
-            kind: format!("https://beian.example/problems/{}", self.code.replace('_', "-")),
+            kind: format!(
+                "https://beian.example/problems/{}",
+                self.code.replace('_', "-")
+            ),
             title: self
                 .status
                 .canonical_reason()
@@ -269,7 +272,8 @@ mod tests {
             Some("plate_number")
         );
         assert_eq!(
-            field_of("relationship: unknown variant `enemy`, expected one of `relative`").as_deref(),
+            field_of("relationship: unknown variant `enemy`, expected one of `relative`")
+                .as_deref(),
             Some("relationship")
         );
         assert_eq!(field_of("expected value at line 1"), None);

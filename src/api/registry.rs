@@ -72,10 +72,26 @@ impl DriverView {
         let f = &d.fields;
         DriverView {
             user_id: d.user_id.clone(),
-            name: if is_self { f.name.clone() } else { crate::domain::masking::mask_name(&f.name) },
-            id_number: if is_self { f.id_number.clone() } else { mask_id_number(&f.id_number) },
-            phone: if is_self { f.phone.clone() } else { mask_phone(&f.phone) },
-            licence_number: if is_self { f.licence_number.clone() } else { mask_id_number(&f.licence_number) },
+            name: if is_self {
+                f.name.clone()
+            } else {
+                crate::domain::masking::mask_name(&f.name)
+            },
+            id_number: if is_self {
+                f.id_number.clone()
+            } else {
+                mask_id_number(&f.id_number)
+            },
+            phone: if is_self {
+                f.phone.clone()
+            } else {
+                mask_phone(&f.phone)
+            },
+            licence_number: if is_self {
+                f.licence_number.clone()
+            } else {
+                mask_id_number(&f.licence_number)
+            },
             licence_status: f.licence_status,
             points: f.points,
         }
@@ -101,21 +117,33 @@ async fn put_vehicle(
     State(state): State<AppState>,
     caller: Caller,
     Path((plate_type, plate_number)): Path<(String, String)>,
-    Json(fields): Json<VehicleFields>,
+    body: Result<Json<VehicleFields>, ApiError>,
 ) -> ApiResult<(StatusCode, axum::Json<VehicleView>)> {
     caller.require(&[Role::System, Role::Admin])?;
+    let Json(fields) = body?;
     let (plate_type, plate_number) = parse_plate(&plate_type, &plate_number).map_err(|e| {
-        let field = if e.code() == "invalid_plate_type" { "plate_type" } else { "plate_number" };
+        let field = if e.code() == "invalid_plate_type" {
+            "plate_type"
+        } else {
+            "plate_number"
+        };
         ApiError::invalid_field(e.code(), field, e.to_string())
     })?;
     fields
         .validate()
         .map_err(|e| ApiError::invalid_field("invalid_field", e.field, e.to_string()))?;
-    let vehicle = Vehicle { plate_type, plate_number, fields };
+    let vehicle = Vehicle {
+        plate_type,
+        plate_number,
+        fields,
+    };
     let mut tx = state.db.begin().await?;
     let upserted = store::upsert_vehicle(&mut tx, &vehicle, state.clock.now_ms()).await?;
     tx.commit().await?;
-    Ok((upsert_status(upserted), axum::Json(VehicleView::of(&vehicle))))
+    Ok((
+        upsert_status(upserted),
+        axum::Json(VehicleView::of(&vehicle)),
+    ))
 }
 
 /// Creates (201) or updates (200) a driver of the registry copy.
@@ -129,10 +157,12 @@ async fn put_driver(
     State(state): State<AppState>,
     caller: Caller,
     Path(user_id): Path<String>,
-    Json(fields): Json<DriverFields>,
+    body: Result<Json<DriverFields>, ApiError>,
 ) -> ApiResult<(StatusCode, axum::Json<DriverView>)> {
     caller.require(&[Role::System, Role::Admin])?;
-    validate_user_id(&user_id).map_err(|e| ApiError::invalid_field("invalid_user_id", e.field, e.to_string()))?;
+    let Json(fields) = body?;
+    validate_user_id(&user_id)
+        .map_err(|e| ApiError::invalid_field("invalid_user_id", e.field, e.to_string()))?;
     fields
         .validate()
         .map_err(|e| ApiError::invalid_field("invalid_field", e.field, e.to_string()))?;
@@ -140,7 +170,10 @@ async fn put_driver(
     let mut tx = state.db.begin().await?;
     let upserted = store::upsert_driver(&mut tx, &driver, state.clock.now_ms()).await?;
     tx.commit().await?;
-    Ok((upsert_status(upserted), axum::Json(DriverView::of(&driver, false))))
+    Ok((
+        upsert_status(upserted),
+        axum::Json(DriverView::of(&driver, false)),
+    ))
 }
 
 /// The caller's own driver record, unmasked.

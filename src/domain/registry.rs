@@ -150,7 +150,10 @@ fn require_text(field: &'static str, value: &str, max_chars: usize) -> Result<()
         return Err(field_error(field, "must not be empty"));
     }
     if trimmed.chars().count() > max_chars {
-        return Err(field_error(field, format!("longer than {max_chars} characters")));
+        return Err(field_error(
+            field,
+            format!("longer than {max_chars} characters"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(field_error(field, "contains control characters"));
@@ -163,7 +166,10 @@ impl VehicleFields {
         require_text("owner_id_number", &self.owner_id_number, 32)?;
         require_text("owner_name", &self.owner_name, 100)?;
         if !is_mobile_number(&self.owner_phone) {
-            return Err(field_error("owner_phone", "expected an 11-digit mainland mobile number"));
+            return Err(field_error(
+                "owner_phone",
+                "expected an 11-digit mainland mobile number",
+            ));
         }
         require_text("engine_number", &self.engine_number, 32)?;
         if self.engine_number.trim().chars().count() < 6 {
@@ -171,9 +177,15 @@ impl VehicleFields {
         }
         let status_ok = !self.status.is_empty()
             && self.status.len() <= 32
-            && self.status.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            && self
+                .status
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_');
         if !status_ok {
-            return Err(field_error("status", "expected a lower-case status word such as normal or scrapped"));
+            return Err(field_error(
+                "status",
+                "expected a lower-case status word such as normal or scrapped",
+            ));
         }
         Ok(())
     }
@@ -184,7 +196,10 @@ impl DriverFields {
         require_text("name", &self.name, 100)?;
         require_text("id_number", &self.id_number, 32)?;
         if !is_mobile_number(&self.phone) {
-            return Err(field_error("phone", "expected an 11-digit mainland mobile number"));
+            return Err(field_error(
+                "phone",
+                "expected an 11-digit mainland mobile number",
+            ));
         }
         require_text("licence_number", &self.licence_number, 32)?;
         if !(0..=12).contains(&self.points) {
@@ -202,7 +217,10 @@ pub fn validate_user_id(user_id: &str) -> Result<(), FieldError> {
     if ok {
         Ok(())
     } else {
-        Err(field_error("user_id", "expected 1-64 printable ASCII characters without '/'"))
+        Err(field_error(
+            "user_id",
+            "expected 1-64 printable ASCII characters without '/'",
+        ))
     }
 }
 

@@ -9,7 +9,10 @@ use crate::config::{Config, FaceProvider as FaceKind};
 #[derive(Clone)]
 pub enum FaceProvider {
     Simulated,
-    Http { url: String, client: reqwest::Client },
+    Http {
+        url: String,
+        client: reqwest::Client,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -29,7 +32,10 @@ impl FaceProvider {
     pub fn from_config(config: &Config) -> anyhow::Result<FaceProvider> {
         Ok(match config.face.provider {
             FaceKind::Simulated => FaceProvider::Simulated,
-            FaceKind::Http => FaceProvider::Http { url: config.face.url.clone(), client: super::http_client()? },
+            FaceKind::Http => FaceProvider::Http {
+                url: config.face.url.clone(),
+                client: super::http_client()?,
+            },
         })
     }
 
@@ -38,10 +44,20 @@ impl FaceProvider {
         match self {
             FaceProvider::Simulated => {
                 let passed = !certify_id.starts_with("fail");
-                Ok(FaceResult { passed, score: if passed { 0.98 } else { 0.10 } })
+                Ok(FaceResult {
+                    passed,
+                    score: if passed { 0.98 } else { 0.10 },
+                })
             }
             FaceProvider::Http { url, client } => {
-                let response = client.post(url).json(&FaceRequest { certify_id, user_id }).send().await?;
+                let response = client
+                    .post(url)
+                    .json(&FaceRequest {
+                        certify_id,
+                        user_id,
+                    })
+                    .send()
+                    .await?;
                 let status = response.status();
                 if !status.is_success() {
                     anyhow::bail!("face provider answered {status}");

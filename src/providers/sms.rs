@@ -34,8 +34,15 @@ pub struct SmsMessage {
 
 #[derive(Clone)]
 pub enum SmsGateway {
-    Log { outbox: PathBuf, lock: Arc<Mutex<()>> },
-    Webhook { url: String, key: hmac::Key, client: reqwest::Client },
+    Log {
+        outbox: PathBuf,
+        lock: Arc<Mutex<()>>,
+    },
+    Webhook {
+        url: String,
+        key: hmac::Key,
+        client: reqwest::Client,
+    },
 }
 
 impl SmsGateway {
@@ -47,7 +54,10 @@ impl SmsGateway {
             },
             SmsProvider::Webhook => SmsGateway::Webhook {
                 url: config.sms.webhook_url.clone(),
-                key: hmac::Key::new(hmac::HMAC_SHA256, config.sms.webhook_secret.expose().as_bytes()),
+                key: hmac::Key::new(
+                    hmac::HMAC_SHA256,
+                    config.sms.webhook_secret.expose().as_bytes(),
+                ),
                 client: super::http_client()?,
             },
         })
@@ -59,13 +69,18 @@ impl SmsGateway {
             SmsGateway::Log { outbox, lock } => {
                 let line = serde_json::to_string(message)?;
                 {
-                    let _guard = lock.lock().map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
+                    let _guard = lock
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("outbox lock poisoned"))?;
                     if let Some(parent) = outbox.parent() {
                         if !parent.as_os_str().is_empty() {
                             std::fs::create_dir_all(parent)?;
                         }
                     }
-                    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(outbox)?;
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(outbox)?;
                     writeln!(file, "{line}")?;
                 }
                 // The development provider shows the code (spec: "code included"); the

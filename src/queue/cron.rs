@@ -26,24 +26,42 @@ pub fn schedules(services: &Services) -> anyhow::Result<Vec<Schedule>> {
     let mut out = Vec::new();
     for (name, entry) in &services.config.cron {
         if crate::workers::cron_job(name, 0).is_none() {
-            anyhow::bail!("cron.{name}: no such schedule (known: {})", crate::workers::CRON_NAMES.join(", "));
+            anyhow::bail!(
+                "cron.{name}: no such schedule (known: {})",
+                crate::workers::CRON_NAMES.join(", ")
+            );
         }
-        let cron = Cron::from_str(entry.schedule()).map_err(|e| anyhow::anyhow!("cron.{name}: {e}"))?;
-        out.push(Schedule { name: name.clone(), cron, catch_up: entry.catch_up() });
+        let cron =
+            Cron::from_str(entry.schedule()).map_err(|e| anyhow::anyhow!("cron.{name}: {e}"))?;
+        out.push(Schedule {
+            name: name.clone(),
+            cron,
+            catch_up: entry.catch_up(),
+        });
     }
     Ok(out)
 }
 
+/// Slots are whole seconds: croner keeps the sub-second part of the time it starts from,
+/// and a slot's identity must not depend on when it was computed.
+fn whole_second(ms: i64) -> i64 {
+    ms.div_euclid(1000) * 1000
+}
+
 fn next_after(cron: &Cron, after_ms: i64) -> Option<i64> {
     let tz = chrono_tz::Asia::Shanghai;
-    let from = DateTime::<Utc>::from_timestamp_millis(after_ms)?.with_timezone(&tz);
-    cron.find_next_occurrence(&from, false).ok().map(|t| t.timestamp_millis())
+    let from = DateTime::<Utc>::from_timestamp_millis(whole_second(after_ms))?.with_timezone(&tz);
+    cron.find_next_occurrence(&from, false)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn latest_at_or_before(cron: &Cron, at_ms: i64) -> Option<i64> {
     let tz = chrono_tz::Asia::Shanghai;
-    let at = DateTime::<Utc>::from_timestamp_millis(at_ms)?.with_timezone(&tz);
-    cron.find_previous_occurrence(&at, true).ok().map(|t| t.timestamp_millis())
+    let at = DateTime::<Utc>::from_timestamp_millis(whole_second(at_ms))?.with_timezone(&tz);
+    cron.find_previous_occurrence(&at, true)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Claims `slot_ms` of `name` and enqueues its job; false when another process had it.
@@ -66,7 +84,10 @@ pub async fn claim_slot(services: &Services, name: &str, slot_ms: i64) -> DbResu
         == 1;
     if claimed {
         let key = format!("{name}:{slot_ms}");
-        services.queue.enqueue_raw(&mut tx, job_kind, queue, &key, &payload, now, now).await?;
+        services
+            .queue
+            .enqueue_raw(&mut tx, job_kind, queue, &key, &payload, now, now)
+            .await?;
     }
     tx.commit().await?;
     if claimed {
@@ -77,7 +98,11 @@ pub async fn claim_slot(services: &Services, name: &str, slot_ms: i64) -> DbResu
 }
 
 /// The scheduler's cron loop.
-pub async fn run(services: Arc<Services>, schedules: Vec<Schedule>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    services: Arc<Services>,
+    schedules: Vec<Schedule>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let start = services.clock.now_ms();
     // Next slot to consider, per schedule.
     let mut next: Vec<Option<i64>> = Vec::new();
@@ -106,7 +131,9 @@ pub async fn run(services: Arc<Services>, schedules: Vec<Schedule>, mut shutdown
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(schedule = %s.name, error = %e, "cannot claim a cron slot; retrying"),
+                    Err(e) => {
+                        tracing::warn!(schedule = %s.name, error = %e, "cannot claim a cron slot; retrying")
+                    }
                 }
                 sleep_ms = 0;
             } else {
@@ -132,9 +159,16 @@ mod tests {
     fn slots_are_in_shanghai_time() {
         let cron = Cron::from_str("30 10 * * *").unwrap();
         // 2026-11-25T00:00:00Z is 08:00 in Shanghai: the next slot is 10:30 +08:00 = 02:30Z.
-        let start = DateTime::parse_from_rfc3339("2026-11-25T00:00:00Z").unwrap().timestamp_millis();
+        let start = DateTime::parse_from_rfc3339("2026-11-25T00:00:00.594Z")
+            .unwrap()
+            .timestamp_millis();
         let slot = next_after(&cron, start).unwrap();
         assert_eq!(crate::clock::rfc3339(slot), "2026-11-25T10:30:00.000+08:00");
-        assert_eq!(latest_at_or_before(&cron, slot), Some(slot));
+        assert_eq!(
+            latest_at_or_before(&cron, slot + 743),
+            Some(slot),
+            "a slot is the same whenever it is computed"
+        );
+        assert_eq!(next_after(&cron, start + 149), Some(slot));
     }
 }

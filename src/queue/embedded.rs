@@ -98,7 +98,11 @@ async fn claim_loop(
             continue;
         }
         for job in claimed {
-            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
             let services = services.clone();
             let registry = registry.clone();
             tokio::spawn(async move {
@@ -112,8 +116,12 @@ async fn claim_loop(
     let all = permits.acquire_many(concurrency as u32);
     if tokio::time::timeout(grace, all).await.is_err() {
         match jobs::release_held(&services.db, &worker, services.clock.now_ms()).await {
-            Ok(n) => tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back"),
-            Err(e) => tracing::warn!(queue = %queue, error = %e, "shutdown: could not hand jobs back; their leases will expire"),
+            Ok(n) => {
+                tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back")
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "shutdown: could not hand jobs back; their leases will expire")
+            }
         }
     }
 }

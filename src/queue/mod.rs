@@ -200,8 +200,16 @@ impl Queue {
         now_ms: i64,
     ) -> DbResult<bool> {
         let payload = serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        self.enqueue_raw(tx, J::NAME, J::QUEUE, &job.key(), &payload, run_at_ms, now_ms)
-            .await
+        self.enqueue_raw(
+            tx,
+            J::NAME,
+            J::QUEUE,
+            &job.key(),
+            &payload,
+            run_at_ms,
+            now_ms,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -216,7 +224,17 @@ impl Queue {
         now_ms: i64,
     ) -> DbResult<bool> {
         let max_attempts = self.inner.config.queue_settings(queue).max_attempts;
-        let added = jobs::insert(tx, kind, queue, key, payload, max_attempts, run_at_ms, now_ms).await?;
+        let added = jobs::insert(
+            tx,
+            kind,
+            queue,
+            key,
+            payload,
+            max_attempts,
+            run_at_ms,
+            now_ms,
+        )
+        .await?;
         if added && self.inner.backend == Backend::Postgres {
             jobs::notify(tx, "beian_jobs", queue).await?;
         }
@@ -272,10 +290,6 @@ impl Queue {
             _ => BrokerStatus::Down,
         }
     }
-
-    pub(crate) fn set_broker_status(&self, status: BrokerStatus) {
-        self.inner.broker.store(status as u8, Ordering::Relaxed);
-    }
 }
 
 /// A name for this process in leases and logs: host, pid and a random suffix.
@@ -283,5 +297,9 @@ pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into());
-    format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6])
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
 }

@@ -24,12 +24,21 @@ mod tests {
 
     #[test]
     fn delays_stay_under_the_growing_ceiling_and_the_cap() {
-        let s = QueueSettings { concurrency: 1, max_attempts: 10, backoff_base_ms: 2000, backoff_cap_ms: 60_000, prefetch: 1 };
+        let s = QueueSettings {
+            concurrency: 1,
+            max_attempts: 10,
+            backoff_base_ms: 2000,
+            backoff_cap_ms: 60_000,
+            prefetch: 1,
+        };
         for attempt in 1..20 {
             let ceiling = (2000u64 << (attempt - 1).min(30)).min(60_000) as i64;
             for _ in 0..50 {
                 let d = backoff_ms(&s, attempt);
-                assert!((0..=ceiling).contains(&d), "attempt {attempt}: {d} > {ceiling}");
+                assert!(
+                    (0..=ceiling).contains(&d),
+                    "attempt {attempt}: {d} > {ceiling}"
+                );
             }
         }
         let spread: std::collections::HashSet<i64> = (0..50).map(|_| backoff_ms(&s, 5)).collect();

@@ -20,7 +20,11 @@ pub enum Finished {
     Dead,
 }
 
-pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: ClaimedJob) -> Finished {
+pub async fn run(
+    services: &std::sync::Arc<Services>,
+    registry: &Registry,
+    job: ClaimedJob,
+) -> Finished {
     let started_ms = services.clock.now_ms();
     let wait = (started_ms - job.run_at).max(0) as f64 / 1000.0;
     metrics::histogram!("beian_job_wait_seconds", "queue" => job.queue.clone()).record(wait);
@@ -30,7 +34,11 @@ pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: 
         let handler = registry
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
-        let ctx = JobContext { services: services.clone(), job_id: job.id.clone(), attempt: job.attempts };
+        let ctx = JobContext {
+            services: services.clone(),
+            job_id: job.id.clone(),
+            attempt: job.attempts,
+        };
         handler(ctx, &job.payload)?.await
     }
     .instrument(span.clone())
@@ -38,15 +46,22 @@ pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: 
     let run_secs = clock.elapsed().as_secs_f64();
     metrics::histogram!("beian_job_run_seconds", "queue" => job.queue.clone()).record(run_secs);
     let now = services.clock.now_ms();
-    let outcome = match result {
+    match result {
         Ok(outcome) => {
-            let label = if outcome == Outcome::Duplicate { "duplicate" } else { "done" };
+            let label = if outcome == Outcome::Duplicate {
+                "duplicate"
+            } else {
+                "done"
+            };
             count(&job, label);
-            if let Err(e) = jobs::mark_done(&services.db, std::slice::from_ref(&job.id), now).await {
+            if let Err(e) = jobs::mark_done(&services.db, std::slice::from_ref(&job.id), now).await
+            {
                 // The effect is committed; a re-run finds its key and does nothing.
                 span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
             }
-            span.in_scope(|| tracing::debug!(outcome = label, ms = run_secs * 1000.0, "job finished"));
+            span.in_scope(|| {
+                tracing::debug!(outcome = label, ms = run_secs * 1000.0, "job finished")
+            });
             Finished::Done
         }
         Err(error) => {
@@ -57,7 +72,9 @@ pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: 
             let stored = if permanent || job.attempts >= job.max_attempts {
                 count(&job, "dead");
                 span.in_scope(|| tracing::error!(error = %message, permanent, "job is dead"));
-                jobs::mark_dead(&services.db, &job.id, &message, &history, now).await.map(|_| Finished::Dead)
+                jobs::mark_dead(&services.db, &job.id, &message, &history, now)
+                    .await
+                    .map(|_| Finished::Dead)
             } else {
                 count(&job, "retried");
                 let delay = retry::backoff_ms(&settings, job.attempts);
@@ -75,8 +92,7 @@ pub async fn run(services: &std::sync::Arc<Services>, registry: &Registry, job: 
                 }
             }
         }
-    };
-    outcome
+    }
 }
 
 fn count(job: &ClaimedJob, outcome: &'static str) {
@@ -84,7 +100,13 @@ fn count(job: &ClaimedJob, outcome: &'static str) {
         .increment(1);
 }
 
-fn append_history(history: &str, attempt: i64, started_ms: i64, finished_ms: i64, error: &str) -> String {
+fn append_history(
+    history: &str,
+    attempt: i64,
+    started_ms: i64,
+    finished_ms: i64,
+    error: &str,
+) -> String {
     let mut list: Vec<serde_json::Value> = serde_json::from_str(history).unwrap_or_default();
     list.push(json!({
         "attempt": attempt,

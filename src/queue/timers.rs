@@ -12,7 +12,14 @@ use tokio::sync::watch;
 use crate::app::Services;
 use crate::store::{Backend, DbResult, Tx};
 
-pub async fn schedule(tx: &mut Tx, key: &str, kind: &str, payload: &str, due_ms: i64, now_ms: i64) -> DbResult<()> {
+pub async fn schedule(
+    tx: &mut Tx,
+    key: &str,
+    kind: &str,
+    payload: &str,
+    due_ms: i64,
+    now_ms: i64,
+) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO timers (key, kind, payload, due_at, state, created_at)
          VALUES ($1, $2, $3, $4, 'pending', $5)
@@ -30,12 +37,14 @@ pub async fn schedule(tx: &mut Tx, key: &str, kind: &str, payload: &str, due_ms:
 }
 
 pub async fn cancel(tx: &mut Tx, key: &str) -> DbResult<bool> {
-    Ok(sqlx::query("UPDATE timers SET state = 'cancelled' WHERE key = $1 AND state = 'pending'")
-        .bind(key)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        == 1)
+    Ok(
+        sqlx::query("UPDATE timers SET state = 'cancelled' WHERE key = $1 AND state = 'pending'")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }
 
 /// Fires up to `limit` due timers; returns how many fired.
@@ -62,11 +71,16 @@ pub async fn fire_due(services: &Services, limit: i64) -> DbResult<usize> {
         let kind: String = row.try_get("kind")?;
         let payload: String = row.try_get("payload")?;
         let due: i64 = row.try_get("due_at")?;
-        let Some(queue) = services.registry_queue(&kind) else {
-            tracing::error!(timer = %key, kind = %kind, "timer of an unknown job kind; dropped");
-            continue;
-        };
-        services.queue.enqueue_raw(&mut tx, &kind, queue, &key, &payload, now, now).await?;
+        // A kind this binary does not know (a rolling deploy) still becomes a job: it goes
+        // dead with "no handler" where an operator can see and replay it, never lost.
+        let queue = services.registry_queue(&kind).unwrap_or_else(|| {
+            tracing::error!(timer = %key, kind = %kind, "timer of an unknown job kind");
+            "maintenance"
+        });
+        services
+            .queue
+            .enqueue_raw(&mut tx, &kind, queue, &key, &payload, now, now)
+            .await?;
         metrics::histogram!("beian_timer_lag_seconds").record((now - due).max(0) as f64 / 1000.0);
     }
     tx.commit().await?;

@@ -14,8 +14,9 @@ pub struct StoredAnswer {
     pub location: Option<String>,
 }
 
-/// Looks the key up inside the transaction. On PostgreSQL the row is locked, so a concurrent
-/// request with the same key waits for the first to commit and then sees its answer.
+/// Looks the key up inside the transaction. A concurrent request with the same key that
+/// misses it here loses at [`record`] (the insert waits for the first to commit on
+/// PostgreSQL, and SQLite has one writer) and replays the first answer.
 pub async fn find(tx: &mut Tx, scope: &str, key: &str) -> DbResult<Option<StoredAnswer>> {
     let row = sqlx::query(
         "SELECT request_hash, status, body, location FROM idempotency_keys
@@ -63,9 +64,11 @@ pub async fn record(
 
 /// Drops answers older than `before_ms` (maintenance).
 pub async fn prune(tx: &mut Tx, before_ms: i64) -> DbResult<u64> {
-    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(before_ms)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before_ms)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
 }

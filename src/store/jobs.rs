@@ -20,7 +20,8 @@ pub struct ClaimedJob {
     pub history: String,
 }
 
-const CLAIMED_COLUMNS: &str = "id, queue, kind, idem_key, payload, attempts, max_attempts, run_at, history";
+const CLAIMED_COLUMNS: &str =
+    "id, queue, kind, idem_key, payload, attempts, max_attempts, run_at, history";
 
 fn claimed(row: &AnyRow) -> DbResult<ClaimedJob> {
     Ok(ClaimedJob {
@@ -182,7 +183,14 @@ pub async fn mark_done(db: &Db, ids: &[String], now_ms: i64) -> DbResult<()> {
 }
 
 /// Back to the queue after a failed attempt, due again at `run_at_ms`.
-pub async fn mark_retry(db: &Db, id: &str, run_at_ms: i64, error: &str, history: &str, now_ms: i64) -> DbResult<()> {
+pub async fn mark_retry(
+    db: &Db,
+    id: &str,
+    run_at_ms: i64,
+    error: &str,
+    history: &str,
+    now_ms: i64,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE jobs SET state = 'queued', run_at = $2, last_error = $3, history = $4,
              published = $6, lease_until = NULL, updated_at = $5
@@ -347,7 +355,13 @@ pub struct JobView {
     pub updated_at: String,
 }
 
-pub async fn list(db: &Db, state: Option<&str>, queue: Option<&str>, after: Option<&str>, limit: i64) -> DbResult<Vec<JobView>> {
+pub async fn list(
+    db: &Db,
+    state: Option<&str>,
+    queue: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> DbResult<Vec<JobView>> {
     let rows = sqlx::query(
         "SELECT id, queue, kind, idem_key, state, attempts, max_attempts, last_error, history, payload,
              run_at, created_at, updated_at
@@ -372,8 +386,10 @@ pub async fn list(db: &Db, state: Option<&str>, queue: Option<&str>, after: Opti
                 attempts: r.try_get("attempts")?,
                 max_attempts: r.try_get("max_attempts")?,
                 last_error: r.try_get("last_error")?,
-                history: serde_json::from_str(&r.try_get::<String, _>("history")?).unwrap_or_default(),
-                payload: serde_json::from_str(&r.try_get::<String, _>("payload")?).unwrap_or_default(),
+                history: serde_json::from_str(&r.try_get::<String, _>("history")?)
+                    .unwrap_or_default(),
+                payload: serde_json::from_str(&r.try_get::<String, _>("payload")?)
+                    .unwrap_or_default(),
                 run_at: ms("run_at")?,
                 created_at: ms("created_at")?,
                 updated_at: ms("updated_at")?,

@@ -102,13 +102,17 @@ impl Db {
 
     /// Refuses a schema older than this binary (`api`, `worker` and `scheduler` never migrate).
     pub async fn check_schema(&self) -> anyhow::Result<()> {
-        let applied: Vec<i64> = sqlx::query_scalar(
+        let applied: Vec<i64> = match sqlx::query_scalar(
             "SELECT version FROM _sqlx_migrations WHERE success = $1 ORDER BY version",
         )
         .bind(true)
         .fetch_all(&self.pool)
         .await
-        .unwrap_or_default();
+        {
+            Ok(versions) => versions,
+            Err(e) if is_unavailable(&e) => anyhow::bail!("the database is unreachable: {e}"),
+            Err(_) => Vec::new(), // no migrations table yet: every migration is missing
+        };
         let missing: Vec<i64> = self
             .migrator()
             .iter()
@@ -148,7 +152,9 @@ fn sqlite_url(raw: &str) -> anyhow::Result<String> {
         None => (rest, None),
     };
     if path.is_empty() || path == ":memory:" {
-        anyhow::bail!("database.url: an in-memory SQLite database cannot be shared by the service's connections; give a file");
+        anyhow::bail!(
+            "database.url: an in-memory SQLite database cannot be shared by the service's connections; give a file"
+        );
     }
     if let Some(parent) = Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
@@ -157,7 +163,9 @@ fn sqlite_url(raw: &str) -> anyhow::Result<String> {
             })?;
         }
     }
-    let query = query.map(str::to_string).unwrap_or_else(|| "mode=rwc".into());
+    let query = query
+        .map(str::to_string)
+        .unwrap_or_else(|| "mode=rwc".into());
     Ok(format!("sqlite://{path}?{query}"))
 }
 

@@ -105,7 +105,8 @@ const VEHICLE_COLUMNS: &str = "plate_type, plate_number, owner_id_number, owner_
      owner_kind, engine_number, usage, status";
 
 fn vehicle_from_row(row: &AnyRow) -> DbResult<Vehicle> {
-    let decode = |what: &str| sqlx::Error::Decode(format!("vehicles.{what}: unexpected value").into());
+    let decode =
+        |what: &str| sqlx::Error::Decode(format!("vehicles.{what}: unexpected value").into());
     let plate_type = PlateType::parse(&row.try_get::<String, _>("plate_type")?)
         .map_err(|_| decode("plate_type"))?;
     let plate_number = PlateNumber::parse(&plate_type, &row.try_get::<String, _>("plate_number")?)
@@ -127,7 +128,11 @@ fn vehicle_from_row(row: &AnyRow) -> DbResult<Vehicle> {
     })
 }
 
-pub async fn find_vehicle<'e, E>(executor: E, plate_type: &str, plate_number: &str) -> DbResult<Option<Vehicle>>
+pub async fn find_vehicle<'e, E>(
+    executor: E,
+    plate_type: &str,
+    plate_number: &str,
+) -> DbResult<Option<Vehicle>>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {

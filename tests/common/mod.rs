@@ -3,6 +3,8 @@
 //! database), and gives a small HTTP client with tokens for each role.
 #![allow(dead_code)]
 
+pub mod private_postgres;
+
 use std::time::Duration;
 
 use beian::api::auth::{Role, TokenKeys};
@@ -21,34 +23,42 @@ pub enum Backend {
 
 /// The PostgreSQL server tests use; `TEST_DATABASE_URL` overrides.
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Creates a fresh database on the test PostgreSQL; panics with a clear message when the
 /// server is not reachable (tests never pass by skipping).
 pub async fn fresh_postgres_database() -> (String, String) {
     let admin = postgres_admin_url();
-    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is needed for this test and is not reachable at {admin} ({e}). \
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is needed for this test and is not reachable at {admin} ({e}). \
              Start it (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
              or run `bash .ci/run`), or point TEST_DATABASE_URL at one."
-        )
-    });
+            )
+        });
     let name = format!("beian_test_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
     (format!("{base}/{name}"), name)
 }
 
 pub async fn drop_postgres_database(name: &str) {
     if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(&postgres_admin_url()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }
 
@@ -63,14 +73,21 @@ pub struct TestApp {
 }
 
 /// Configuration for a test instance: defaults, then `overrides` as `BEIAN__...` pairs.
-pub fn test_config(database_url: &str, dir: &std::path::Path, overrides: &[(&str, &str)]) -> Config {
+pub fn test_config(
+    database_url: &str,
+    dir: &std::path::Path,
+    overrides: &[(&str, &str)],
+) -> Config {
     let mut env: Vec<(String, String)> = vec![
         ("BEIAN__PROFILE".into(), "test".into()),
         ("BEIAN__HTTP__ADDR".into(), "127.0.0.1:0".into()),
         ("BEIAN__DATABASE__URL".into(), database_url.into()),
         ("BEIAN__DATABASE__MAX_CONNECTIONS".into(), "8".into()),
         ("BEIAN__DATA_DIR".into(), dir.display().to_string()),
-        ("BEIAN__SMS__OUTBOX_FILE".into(), dir.join("sms-outbox.ndjson").display().to_string()),
+        (
+            "BEIAN__SMS__OUTBOX_FILE".into(),
+            dir.join("sms-outbox.ndjson").display().to_string(),
+        ),
         ("BEIAN__CLOCK__MANUAL".into(), "true".into()),
         ("BEIAN__AUTH__JWT_SECRET".into(), JWT_SECRET.into()),
         ("BEIAN__QUEUE__POLL_INTERVAL_MS".into(), "200".into()),
@@ -91,7 +108,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let (url, pg_database) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}", dir.path().join("beian.db").display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("beian.db").display()),
+            None,
+        ),
         Backend::Postgres => {
             let (url, name) = fresh_postgres_database().await;
             (url, Some(name))
@@ -100,13 +120,23 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     spawn_on(url, pg_database, dir, overrides).await
 }
 
-pub async fn spawn_on(url: String, pg_database: Option<String>, dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_on(
+    url: String,
+    pg_database: Option<String>,
+    dir: tempfile::TempDir,
+    overrides: &[(&str, &str)],
+) -> TestApp {
     let config = test_config(&url, dir.path(), overrides);
     let tokens = TokenKeys::from_config(&config.auth).expect("token keys");
-    let running = beian::app::start(config.clone(), Parts::serve(&config)).await.expect("service starts");
+    let running = beian::app::start(config.clone(), Parts::serve(&config))
+        .await
+        .expect("service starts");
     TestApp {
         base: format!("http://{}", running.addr),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
         config,
         dir,
         running: Some(running),
@@ -125,7 +155,12 @@ impl TestApp {
     }
 
     /// A request with a bearer token for `sub` in `role` (None: anonymous).
-    pub fn request(&self, method: reqwest::Method, path: &str, who: Option<(&str, Role)>) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: Option<(&str, Role)>,
+    ) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, self.url(path));
         match who {
             Some((sub, role)) => builder.bearer_auth(self.token(sub, role)),
@@ -134,15 +169,35 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, who: Option<(&str, Role)>) -> (u16, Value) {
-        answer(self.request(reqwest::Method::GET, path, who).send().await.unwrap()).await
+        answer(
+            self.request(reqwest::Method::GET, path, who)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, who: Option<(&str, Role)>, body: &Value) -> (u16, Value) {
-        answer(self.request(reqwest::Method::PUT, path, who).json(body).send().await.unwrap()).await
+        answer(
+            self.request(reqwest::Method::PUT, path, who)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, who: Option<(&str, Role)>, body: &Value) -> (u16, Value) {
-        answer(self.request(reqwest::Method::POST, path, who).json(body).send().await.unwrap()).await
+        answer(
+            self.request(reqwest::Method::POST, path, who)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn services(&self) -> &std::sync::Arc<beian::app::Services> {
@@ -162,14 +217,23 @@ impl TestApp {
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// `京A12345` as a URL path segment.
 pub fn plate_path(plate_type: &str, plate: &str) -> String {
     let encoded: String = plate
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     format!("{plate_type}/{encoded}")
 }
@@ -210,4 +274,39 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Sends a request over a raw socket, ignoring a write cut short by the server (which may
+/// answer 413 and close before reading a large body); returns the status code.
+pub async fn raw_status(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    for chunk in body.chunks(64 * 1024) {
+        if stream.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
