@@ -2,6 +2,7 @@
 //! middleware (request ids, tracing, metrics, body limits, panics as problems), and one file
 //! per resource. Handlers parse, call the store or the domain, and answer.
 
+pub mod admin;
 pub mod auth;
 pub mod idempotency;
 pub mod ops;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> axum::Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(ops::routes())
         .merge(registry::routes())
+        .merge(admin::routes())
         .merge(test_clock::routes())
         .split_for_parts();
     let openapi_json = openapi.clone();
@@ -159,6 +161,7 @@ pub mod openapi {
         tags(
             (name = "ops", description = "Health, readiness, metrics, the test clock"),
             (name = "registry", description = "Vehicle and driver registry copies (system, admin)"),
+            (name = "admin", description = "Queues and jobs, for operators (admin)"),
         )
     )]
     pub struct ApiDoc;

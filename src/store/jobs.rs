@@ -239,7 +239,7 @@ pub async fn release_held(db: &Db, worker: &str, now_ms: i64) -> DbResult<u64> {
 }
 
 /// A dead job back to the queue (operator replay), with a fresh set of attempts.
-pub async fn requeue_dead(db: &Db, id: &str, now_ms: i64) -> DbResult<bool> {
+pub async fn requeue_dead(tx: &mut Tx, id: &str, now_ms: i64) -> DbResult<bool> {
     Ok(sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, published = $3,
              finished_at = NULL, updated_at = $2
@@ -248,10 +248,18 @@ pub async fn requeue_dead(db: &Db, id: &str, now_ms: i64) -> DbResult<bool> {
     .bind(id)
     .bind(now_ms)
     .bind(false)
-    .execute(db.pool())
+    .execute(&mut **tx)
     .await?
     .rows_affected()
         == 1)
+}
+
+/// The state of one job, if it exists.
+pub async fn state_of(db: &Db, id: &str) -> DbResult<Option<String>> {
+    sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// Due, unpublished jobs for the AMQP relay (oldest first).

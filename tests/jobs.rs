@@ -1,0 +1,341 @@
+//! The job runtime's promises on the embedded transport, on SQLite and PostgreSQL, driven
+//! through the real service (admin API over HTTP) with a test job on a queue of its own.
+
+mod common;
+
+use std::sync::Arc;
+
+use beian::api::auth::Role;
+use beian::app::Services;
+use beian::queue::{self, Job, JobContext, JobError, Outcome, Registry};
+use common::{Backend, eventually, spawn_app_with};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// Per job tag: how many runs fail (tests run in parallel, each with its own tags).
+static FAIL_UNTIL: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+static RUNS: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn fail_until(tag: &str, runs: usize) {
+    let mut map = FAIL_UNTIL.lock().unwrap();
+    map.retain(|(t, _)| t != tag);
+    map.push((tag.to_string(), runs));
+}
+
+fn next_run(tag: &str) -> (usize, usize) {
+    let mut runs = RUNS.lock().unwrap();
+    let run = match runs.iter_mut().find(|(t, _)| t == tag) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            runs.push((tag.to_string(), 1));
+            1
+        }
+    };
+    let limit = FAIL_UNTIL
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(t, _)| t == tag)
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    (run, limit)
+}
+
+/// Fails (retryably, or permanently when asked) until `FAIL_UNTIL` runs have happened; its
+/// effect is a row in `job_effects` under its key.
+#[derive(Serialize, Deserialize)]
+struct Flaky {
+    tag: String,
+    permanent: bool,
+}
+
+impl Job for Flaky {
+    const NAME: &'static str = "test.flaky";
+    const QUEUE: &'static str = "testq";
+    fn key(&self) -> String {
+        self.tag.clone()
+    }
+    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        let (run, limit) = next_run(&self.tag);
+        if run <= limit {
+            return Err(if self.permanent {
+                JobError::permanent("bad data")
+            } else {
+                JobError::retry(format!("flaked on run {run}"))
+            });
+        }
+        let Some(tx) = ctx.begin_effect(Self::NAME, &self.tag).await? else {
+            return Ok(Outcome::Duplicate);
+        };
+        tx.commit().await?;
+        Ok(Outcome::Done)
+    }
+}
+
+fn services_with_test_jobs(base: &Arc<Services>) -> Arc<Services> {
+    let mut registry = Registry::default();
+    registry.register::<Flaky>();
+    Arc::new(Services {
+        config: base.config.clone(),
+        db: base.db.clone(),
+        clock: base.clock.clone(),
+        queue: base.queue.clone(),
+        registry: Arc::new(registry),
+        sms: base.sms.clone(),
+        face: base.face.clone(),
+    })
+}
+
+async fn enqueue(services: &Services, job: &Flaky) {
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services.queue.enqueue(&mut tx, job, now).await.unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+}
+
+async fn effects(services: &Services, tag: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE idem_key = $1")
+        .bind(tag)
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap()
+}
+
+const ADMIN: Option<(&str, Role)> = Some(("ops", Role::Admin));
+const FAST_RETRIES: &[(&str, &str)] = &[
+    ("BEIAN__JOBS__DEFAULT__MAX_ATTEMPTS", "3"),
+    ("BEIAN__JOBS__DEFAULT__BACKOFF_BASE_MS", "10"),
+    ("BEIAN__JOBS__DEFAULT__BACKOFF_CAP_MS", "40"),
+];
+
+/// Promise 3: retries with backoff; after the last attempt the job is dead with every
+/// attempt's error; the admin API lists it and replays it, and the replay runs.
+/// Also promise 2: the replayed run commits its effect once.
+async fn retries_then_dead_then_replayed(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = services_with_test_jobs(app.services());
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(queue::embedded::run(
+        services.clone(),
+        services.registry.clone(),
+        vec!["testq".into()],
+        "w1".into(),
+        stopped,
+    ));
+    let tag = format!("retry-{backend:?}");
+    fail_until(&tag, 1000);
+    enqueue(
+        &services,
+        &Flaky {
+            tag: tag.clone(),
+            permanent: false,
+        },
+    )
+    .await;
+
+    let dead = eventually(20, "the job to be dead after 3 attempts", || async {
+        let (_, list) = app.get("/v1/admin/jobs?state=dead", ADMIN).await;
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|j| j["key"] == tag.as_str()).cloned())
+    })
+    .await;
+    assert_eq!(dead["attempts"], 3);
+    let history = dead["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3, "every attempt is kept: {dead}");
+    assert!(history.iter().all(|h| h["error"].as_str().unwrap().contains("flaked") && h["started_at"].is_string()));
+    assert_eq!(effects(&services, &tag).await, 0);
+    let (_, overview) = app.get("/v1/admin/queues", ADMIN).await;
+    assert!(overview.to_string().contains("dead"));
+
+    fail_until(&tag, 0);
+    let path = format!("/v1/admin/jobs/{}/retry", dead["id"].as_str().unwrap());
+    let key = uuid::Uuid::new_v4().to_string();
+    let replay = || {
+        app.request(reqwest::Method::POST, &path, ADMIN)
+            .header("Idempotency-Key", key.clone())
+            .send()
+    };
+    let first = replay().await.unwrap();
+    assert_eq!(first.status().as_u16(), 202);
+    let second = replay().await.unwrap();
+    assert_eq!(
+        second.status().as_u16(),
+        202,
+        "the same key replays the first answer"
+    );
+    assert_eq!(
+        second
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    eventually(20, "the replayed job to commit its effect", || async {
+        (effects(&services, &tag).await == 1).then_some(())
+    })
+    .await;
+    let (status, problem) = app.post(&path, ADMIN, &Value::Null).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("job_not_dead"))
+    );
+    let (status, _) = app
+        .post("/v1/admin/jobs/nope/retry", ADMIN, &Value::Null)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        app.get("/v1/admin/jobs?state=dead", Some(("u", Role::User)))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(app.get("/v1/admin/queues", None).await.0, 401);
+    let _ = stop.send(true);
+    let _ = workers.await;
+    app.stop().await;
+}
+
+/// Promise 3: an error marked permanent goes straight to dead (one attempt).
+async fn permanent_error_goes_straight_to_dead(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = services_with_test_jobs(app.services());
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(queue::embedded::run(
+        services.clone(),
+        services.registry.clone(),
+        vec!["testq".into()],
+        "w1".into(),
+        stopped,
+    ));
+    let tag = format!("permanent-{backend:?}");
+    fail_until(&tag, 1000);
+    enqueue(
+        &services,
+        &Flaky {
+            tag: tag.clone(),
+            permanent: true,
+        },
+    )
+    .await;
+    let dead = eventually(20, "the job to be dead", || async {
+        let (_, list) = app
+            .get("/v1/admin/jobs?state=dead&queue=testq", ADMIN)
+            .await;
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|j| j["key"] == tag.as_str()).cloned())
+    })
+    .await;
+    assert_eq!(dead["attempts"], 1);
+    assert!(dead["last_error"].as_str().unwrap().contains("permanent"));
+    let _ = stop.send(true);
+    let _ = workers.await;
+    app.stop().await;
+}
+
+/// Promise 2: a duplicate (the same job enqueued twice, and a second run of a finished
+/// job) has no second effect.
+async fn duplicate_delivery_has_no_second_effect(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = services_with_test_jobs(app.services());
+    let tag = format!("dup-{backend:?}");
+    let job = Flaky {
+        tag: tag.clone(),
+        permanent: false,
+    };
+    enqueue(&services, &job).await;
+    enqueue(&services, &job).await;
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE idem_key = $1")
+        .bind(&tag)
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "one job per (kind, key)");
+    fail_until(&tag, 0);
+    let ctx = |attempt| JobContext {
+        services: services.clone(),
+        job_id: "x".into(),
+        attempt,
+    };
+    let first = Flaky {
+        tag: tag.clone(),
+        permanent: false,
+    }
+    .run(ctx(1))
+    .await
+    .unwrap();
+    let again = Flaky {
+        tag: tag.clone(),
+        permanent: false,
+    }
+    .run(ctx(2))
+    .await
+    .unwrap();
+    assert_eq!((first, again), (Outcome::Done, Outcome::Duplicate));
+    assert_eq!(effects(&services, &tag).await, 1);
+    app.stop().await;
+}
+
+/// Promise 4 (embedded): a job whose worker died mid-run (its lease expired) runs again
+/// and completes once.
+async fn expired_lease_runs_again(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = services_with_test_jobs(app.services());
+    let tag = format!("crash-{backend:?}");
+    enqueue(
+        &services,
+        &Flaky {
+            tag: tag.clone(),
+            permanent: false,
+        },
+    )
+    .await;
+    // A worker claims it with a 1 ms lease and "dies" without finishing.
+    let now = services.clock.now_ms();
+    let real = chrono::Utc::now().timestamp_millis();
+    let held = beian::store::jobs::claim(&services.db, "testq", 10, now, real, 1, "dead-worker")
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    fail_until(&tag, 0);
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(queue::embedded::run(
+        services.clone(),
+        services.registry.clone(),
+        vec!["testq".into()],
+        "w2".into(),
+        stopped,
+    ));
+    eventually(20, "the abandoned job to complete", || async {
+        (effects(&services, &tag).await == 1).then_some(())
+    })
+    .await;
+    let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE idem_key = $1")
+        .bind(&tag)
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap();
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE idem_key = $1")
+        .bind(&tag)
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap();
+    assert_eq!((state.as_str(), attempts), ("done", 2));
+    let _ = stop.send(true);
+    let _ = workers.await;
+    app.stop().await;
+}
+
+on_both_databases! {
+    retries_with_backoff_then_dead_then_replay => retries_then_dead_then_replayed;
+    permanent_error_is_dead_at_once => permanent_error_goes_straight_to_dead;
+    duplicate_has_no_second_effect => duplicate_delivery_has_no_second_effect;
+    crashed_worker_job_runs_again => expired_lease_runs_again;
+}
