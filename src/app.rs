@@ -26,6 +26,19 @@ pub struct Services {
 }
 
 impl Services {
+    /// The same services with another set of job kinds (benchmarks and tests).
+    pub fn with_registry(&self, registry: Registry) -> Arc<Services> {
+        Arc::new(Services {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            queue: self.queue.clone(),
+            registry: Arc::new(registry),
+            sms: self.sms.clone(),
+            face: self.face.clone(),
+        })
+    }
+
     /// The queue a job kind runs on.
     pub fn registry_queue(&self, kind: &str) -> Option<&'static str> {
         self.registry

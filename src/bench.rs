@@ -8,7 +8,6 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::app::Services;
 use crate::config::Config;
 use crate::queue::{self, Job, JobContext, JobError, Outcome, Registry};
 
@@ -59,15 +58,7 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let base = crate::app::build_services(config.clone(), true).await?;
     let mut registry = Registry::default();
     registry.register::<Touch>();
-    let services = Arc::new(Services {
-        config: config.clone(),
-        db: base.db.clone(),
-        clock: base.clock.clone(),
-        queue: base.queue.clone(),
-        registry: Arc::new(registry),
-        sms: base.sms.clone(),
-        face: base.face.clone(),
-    });
+    let services = base.with_registry(registry);
     LATENCIES.lock().expect("lock").clear();
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = tokio::spawn(queue::embedded::run(

@@ -79,15 +79,7 @@ impl Job for Flaky {
 fn services_with_test_jobs(base: &Arc<Services>) -> Arc<Services> {
     let mut registry = Registry::default();
     registry.register::<Flaky>();
-    Arc::new(Services {
-        config: base.config.clone(),
-        db: base.db.clone(),
-        clock: base.clock.clone(),
-        queue: base.queue.clone(),
-        registry: Arc::new(registry),
-        sms: base.sms.clone(),
-        face: base.face.clone(),
-    })
+    base.with_registry(registry)
 }
 
 async fn enqueue(services: &Services, job: &Flaky) {
