@@ -429,6 +429,12 @@ impl Config {
             }
         }
         for (name, entry) in &self.cron {
+            if !crate::workers::CRON_NAMES.contains(&name.as_str()) {
+                return err(format!(
+                    "cron.{name}: no such schedule (known: {})",
+                    crate::workers::CRON_NAMES.join(", ")
+                ));
+            }
             if let Err(e) = entry.schedule().parse::<croner::Cron>() {
                 return err(format!("cron.{name}: {e}"));
             }
@@ -594,7 +600,14 @@ mod tests {
             e.contains("carrier-pigeon") || e.contains("provider"),
             "{e}"
         );
-        let e = Config::load_from(None, env(&[("BEIAN__CRON__NIGHTLY", "61 * * * *")]))
+        let e = Config::load_from(
+            None,
+            env(&[("BEIAN__CRON__MAINTENANCE_PRUNE", "61 * * * *")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cron.maintenance_prune"), "{e}");
+        let e = Config::load_from(None, env(&[("BEIAN__CRON__NIGHTLY", "1 * * * *")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("cron.nightly"), "{e}");
