@@ -99,6 +99,31 @@ async fn effects(services: &Services, tag: &str) -> i64 {
 }
 
 const ADMIN: Option<(&str, Role)> = Some(("ops", Role::Admin));
+
+/// Claim loops for the test queue, with their own handler list.
+struct TestWorkers {
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestWorkers {
+    fn start(services: &Arc<Services>, name: &str) -> TestWorkers {
+        let (stop, stopped) = watch::channel(false);
+        let handle = tokio::spawn(queue::embedded::run(
+            services.clone(),
+            services.registry.clone(),
+            vec!["testq".into()],
+            name.into(),
+            stopped,
+        ));
+        TestWorkers { stop, handle }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
 const FAST_RETRIES: &[(&str, &str)] = &[
     ("BEIAN__JOBS__DEFAULT__MAX_ATTEMPTS", "3"),
     ("BEIAN__JOBS__DEFAULT__BACKOFF_BASE_MS", "10"),
@@ -111,14 +136,7 @@ const FAST_RETRIES: &[(&str, &str)] = &[
 async fn retries_then_dead_then_replayed(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
     let services = services_with_test_jobs(app.services());
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(queue::embedded::run(
-        services.clone(),
-        services.registry.clone(),
-        vec!["testq".into()],
-        "w1".into(),
-        stopped,
-    ));
+    let workers = TestWorkers::start(&services, "w1");
     let tag = format!("retry-{backend:?}");
     fail_until(&tag, 1000);
     enqueue(
@@ -188,8 +206,7 @@ async fn retries_then_dead_then_replayed(backend: Backend) {
         403
     );
     assert_eq!(app.get("/v1/admin/queues", None).await.0, 401);
-    let _ = stop.send(true);
-    let _ = workers.await;
+    workers.stop().await;
     app.stop().await;
 }
 
@@ -197,14 +214,7 @@ async fn retries_then_dead_then_replayed(backend: Backend) {
 async fn permanent_error_goes_straight_to_dead(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
     let services = services_with_test_jobs(app.services());
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(queue::embedded::run(
-        services.clone(),
-        services.registry.clone(),
-        vec!["testq".into()],
-        "w1".into(),
-        stopped,
-    ));
+    let workers = TestWorkers::start(&services, "w1");
     let tag = format!("permanent-{backend:?}");
     fail_until(&tag, 1000);
     enqueue(
@@ -226,8 +236,7 @@ async fn permanent_error_goes_straight_to_dead(backend: Backend) {
     .await;
     assert_eq!(dead["attempts"], 1);
     assert!(dead["last_error"].as_str().unwrap().contains("permanent"));
-    let _ = stop.send(true);
-    let _ = workers.await;
+    workers.stop().await;
     app.stop().await;
 }
 
@@ -297,14 +306,7 @@ async fn expired_lease_runs_again(backend: Backend) {
     assert_eq!(held.len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     fail_until(&tag, 0);
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(queue::embedded::run(
-        services.clone(),
-        services.registry.clone(),
-        vec!["testq".into()],
-        "w2".into(),
-        stopped,
-    ));
+    let workers = TestWorkers::start(&services, "w2");
     eventually(20, "the abandoned job to complete", || async {
         (effects(&services, &tag).await == 1).then_some(())
     })
@@ -320,8 +322,7 @@ async fn expired_lease_runs_again(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((state.as_str(), attempts), ("done", 2));
-    let _ = stop.send(true);
-    let _ = workers.await;
+    workers.stop().await;
     app.stop().await;
 }
 
