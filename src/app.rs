@@ -23,6 +23,8 @@ pub struct Services {
     pub registry: Arc<Registry>,
     pub sms: SmsGateway,
     pub face: FaceProvider,
+    /// The key owner codes are derived with (kept in the database; see `domain::filing`).
+    pub code_key: Vec<u8>,
 }
 
 impl Services {
@@ -36,6 +38,7 @@ impl Services {
             registry: Arc::new(registry),
             sms: self.sms.clone(),
             face: self.face.clone(),
+            code_key: self.code_key.clone(),
         })
     }
 
@@ -89,6 +92,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let registry = Arc::new(crate::workers::registry());
     let sms = SmsGateway::from_config(&config)?;
     let face = FaceProvider::from_config(&config)?;
+    let code_key = crate::store::filings::service_key(&db, "filing_code").await?;
     Ok(Arc::new(Services {
         config,
         db,
@@ -97,6 +101,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
         registry,
         sms,
         face,
+        code_key,
     }))
 }
 

@@ -2,13 +2,25 @@
 //! with the record of its key). `registry()` lists every kind this binary runs, and
 //! `cron_job` maps a `[cron]` schedule name to the job it enqueues.
 
+pub mod face_verify;
+pub mod filing_code;
+pub mod filing_intake;
 pub mod maintenance;
+pub mod notify_decision;
+pub mod sms_send;
 
 use crate::queue::{Job, Registry};
 
 pub fn registry() -> Registry {
     let mut registry = Registry::default();
-    registry.register::<maintenance::Prune>();
+    registry
+        .register::<filing_intake::FilingIntake>()
+        .register::<filing_code::CodeExpire>()
+        .register::<filing_code::Abandon>()
+        .register::<sms_send::SmsSend>()
+        .register::<face_verify::FaceVerify>()
+        .register::<notify_decision::NotifyDecision>()
+        .register::<maintenance::Prune>();
     registry
 }
 

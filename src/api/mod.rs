@@ -4,11 +4,13 @@
 
 pub mod admin;
 pub mod auth;
+pub mod filings;
 pub mod idempotency;
 pub mod ops;
 pub mod problem;
 pub mod registry;
 pub mod test_clock;
+pub mod vehicles;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +54,8 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(ops::routes())
         .merge(registry::routes())
         .merge(admin::routes())
+        .merge(filings::routes())
+        .merge(vehicles::routes())
         .merge(test_clock::routes())
         .split_for_parts();
     let openapi_json = openapi.clone();
@@ -162,6 +166,8 @@ pub mod openapi {
             (name = "ops", description = "Health, readiness, metrics, the test clock"),
             (name = "registry", description = "Vehicle and driver registry copies (system, admin)"),
             (name = "admin", description = "Queues and jobs, for operators (admin)"),
+            (name = "filings", description = "Filing a vehicle not in your name (filer, role user)"),
+            (name = "owners", description = "The owner's side of filings (role user, the vehicle's owner)"),
         )
     )]
     pub struct ApiDoc;

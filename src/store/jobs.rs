@@ -422,3 +422,15 @@ pub async fn prune(db: &Db, done_before_ms: i64, effects_before_ms: i64) -> DbRe
     tx.commit().await?;
     Ok(jobs)
 }
+
+/// True when the effect of (kind, key) is already committed (for handlers whose outside
+/// call must not be repeated, such as an SMS: they look before they call).
+pub async fn effect_done(db: &Db, kind: &str, key: &str) -> DbResult<bool> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE kind = $1 AND idem_key = $2")
+            .bind(kind)
+            .bind(key)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(n > 0)
+}

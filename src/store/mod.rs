@@ -4,6 +4,7 @@
 //! milliseconds (`BIGINT`) and ids as text, so one query text serves both backends.
 
 pub mod clock;
+pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod registry;
@@ -194,4 +195,13 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// A fresh time-ordered id (UUID v7, text), so ids sort by creation.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// A boolean column: `BOOLEAN` on PostgreSQL, `INTEGER` 0/1 on SQLite.
+pub fn get_bool(row: &sqlx::any::AnyRow, column: &str) -> DbResult<bool> {
+    use sqlx::Row;
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
 }

@@ -1,0 +1,122 @@
+//! `notify.decision`: tells the filer and the owner of a decision on a filing: an in-app
+//! message each, and an SMS each through `sms.send` with a `message_id` per (decision,
+//! recipient), so a retried job never texts twice.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::sms_send::SmsSend;
+use crate::providers::sms::{SmsMessage, template};
+use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::store::{filings, registry};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotifyDecision {
+    pub filing_id: String,
+    /// `approved`, `rejected`, `review_rejected`, ...
+    pub decision: String,
+}
+
+fn wording(decision: &str) -> &'static str {
+    match decision {
+        "approved" => "approved",
+        "review_rejected" | "rejected" => "rejected",
+        _ => "decided",
+    }
+}
+
+impl Job for NotifyDecision {
+    const NAME: &'static str = "notify.decision";
+    const QUEUE: &'static str = "notify";
+
+    fn key(&self) -> String {
+        format!("{}:{}", self.filing_id, self.decision)
+    }
+
+    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
+            return Ok(Outcome::Duplicate);
+        };
+        let Some(filing) = filings::find(&mut *tx, &self.filing_id).await? else {
+            return Err(JobError::permanent(format!(
+                "filing {} does not exist",
+                self.filing_id
+            )));
+        };
+        let now = ctx.clock().now_ms();
+        let vehicle =
+            registry::find_vehicle(&mut *tx, &filing.plate_type, &filing.plate_number).await?;
+        let filer = registry::find_driver(&mut *tx, &filing.filer_id).await?;
+        let owner_user = match &vehicle {
+            Some(v) => filings::driver_by_id_number(ctx.db(), &v.fields.owner_id_number).await?,
+            None => None,
+        };
+        let word = wording(&self.decision);
+        let title = format!("Filing of {} {word}", filing.plate_number);
+        let body = format!(
+            "The filing {} of vehicle {} was {word}.",
+            filing.id, filing.plate_number
+        );
+        filings::add_message(
+            &mut tx,
+            &filing.filer_id,
+            "filing_decision",
+            Some(&filing.id),
+            &title,
+            &body,
+            now,
+        )
+        .await?;
+        if let Some(owner) = owner_user.as_deref().filter(|o| *o != filing.filer_id) {
+            filings::add_message(
+                &mut tx,
+                owner,
+                "filing_decision",
+                Some(&filing.id),
+                &title,
+                &body,
+                now,
+            )
+            .await?;
+        }
+        let mut recipients: Vec<(&str, String)> = Vec::new();
+        if let Some(d) = &filer {
+            recipients.push(("filer", d.fields.phone.clone()));
+        }
+        if let Some(v) = &vehicle {
+            if recipients
+                .iter()
+                .all(|(_, phone)| *phone != v.fields.owner_phone)
+            {
+                recipients.push(("owner", v.fields.owner_phone.clone()));
+            }
+        }
+        for (role, phone) in recipients {
+            let params = BTreeMap::from([
+                ("plate_number".to_string(), filing.plate_number.clone()),
+                ("decision".to_string(), self.decision.clone()),
+                ("filing_id".to_string(), filing.id.clone()),
+            ]);
+            let message = SmsMessage {
+                message_id: format!("filing:{}:decision:{}:{role}", filing.id, self.decision),
+                phone,
+                template: template::FILING_DECISION.into(),
+                params,
+            };
+            ctx.queue()
+                .enqueue(
+                    &mut tx,
+                    &SmsSend {
+                        message,
+                        code: None,
+                    },
+                    now,
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        ctx.queue().wake();
+        Ok(Outcome::Done)
+    }
+}
