@@ -123,6 +123,11 @@ pub struct QueueConfig {
     pub quorum_queues: bool,
     pub poll_interval_ms: u64,
     pub lease_seconds: u64,
+    /// Names of the exchanges and queues on the broker: `{prefix}.jobs`, `{prefix}.{queue}`.
+    pub amqp_prefix: String,
+    /// If set, the broker deletes a queue unused for this long (`x-expires`; for tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amqp_queue_expires_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -395,11 +400,15 @@ impl Config {
         {
             return err("database.url: expected sqlite://FILE or postgres://...".into());
         }
-        if self.queue.transport == Transport::Amqp {
-            return err(
-                "queue.transport: \"amqp\" is not available in this build yet; use \"embedded\""
-                    .into(),
-            );
+        let prefix_ok = !self.queue.amqp_prefix.is_empty()
+            && self.queue.amqp_prefix.len() <= 64
+            && self
+                .queue
+                .amqp_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !prefix_ok {
+            return err("queue.amqp_prefix: 1-64 letters, digits, '-', '_' or '.'".into());
         }
         if self.database.max_connections == 0 {
             return err("database.max_connections: must be at least 1".into());

@@ -283,6 +283,10 @@ impl Queue {
         &self.inner.timers_changed
     }
 
+    pub(crate) fn set_broker_status(&self, status: BrokerStatus) {
+        self.inner.broker.store(status as u8, Ordering::Relaxed);
+    }
+
     pub fn broker_status(&self) -> BrokerStatus {
         match self.inner.broker.load(Ordering::Relaxed) {
             0 => BrokerStatus::NotUsed,

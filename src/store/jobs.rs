@@ -262,24 +262,35 @@ pub async fn state_of(db: &Db, id: &str) -> DbResult<Option<String>> {
         .await
 }
 
-/// Due, unpublished jobs for the AMQP relay (oldest first).
-pub async fn unpublished(db: &Db, now_ms: i64, limit: i64) -> DbResult<Vec<(String, String)>> {
-    let rows = sqlx::query(
+/// Due, unpublished jobs for the AMQP relay (oldest first), locked for the transaction so
+/// two relays do not publish the same rows (`SKIP LOCKED` on PostgreSQL; SQLite has one
+/// writer).
+pub async fn unpublished(
+    db: &Db,
+    tx: &mut Tx,
+    now_ms: i64,
+    limit: i64,
+) -> DbResult<Vec<(String, String)>> {
+    let lock = match db.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
         "SELECT id, queue FROM jobs WHERE published = $1 AND state = 'queued' AND run_at <= $2
-         ORDER BY run_at LIMIT $3",
-    )
-    .bind(false)
-    .bind(now_ms)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+         ORDER BY run_at LIMIT $3 {lock}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(false)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("queue")?)))
         .collect()
 }
 
-pub async fn mark_published(db: &Db, ids: &[String]) -> DbResult<()> {
-    let mut tx = db.begin().await?;
+pub async fn mark_published(tx: &mut Tx, ids: &[String]) -> DbResult<()> {
     for chunk in ids.chunks(500) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
@@ -290,9 +301,9 @@ pub async fn mark_published(db: &Db, ids: &[String]) -> DbResult<()> {
         for id in chunk {
             q = q.bind(id);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// Running jobs whose lease expired (their worker died) go back to the queue unpublished,
