@@ -109,13 +109,24 @@ struct TestWorkers {
 impl TestWorkers {
     fn start(services: &Arc<Services>, name: &str) -> TestWorkers {
         let (stop, stopped) = watch::channel(false);
-        let handle = tokio::spawn(queue::embedded::run(
-            services.clone(),
-            services.registry.clone(),
-            vec!["testq".into()],
-            name.into(),
-            stopped,
-        ));
+        let (services, registry) = (services.clone(), services.registry.clone());
+        let queues = vec!["testq".to_string()];
+        let handle = match services.config.queue.transport {
+            beian::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
+                services,
+                registry,
+                queues,
+                name.into(),
+                stopped,
+            )),
+            beian::config::Transport::Amqp => tokio::spawn(queue::amqp::run_consumers(
+                services,
+                registry,
+                queues,
+                name.into(),
+                stopped,
+            )),
+        };
         TestWorkers { stop, handle }
     }
 
@@ -326,7 +337,7 @@ async fn expired_lease_runs_again(backend: Backend) {
     app.stop().await;
 }
 
-on_both_databases! {
+on_every_deployment! {
     retries_with_backoff_then_dead_then_replay => retries_then_dead_then_replayed;
     permanent_error_is_dead_at_once => permanent_error_goes_straight_to_dead;
     duplicate_has_no_second_effect => duplicate_delivery_has_no_second_effect;

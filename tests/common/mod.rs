@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod private_postgres;
+pub mod private_rabbitmq;
+
+pub mod fakes;
 
 use std::time::Duration;
 
@@ -19,6 +22,51 @@ pub const JWT_SECRET: &str = "integration-test-secret-0123456789";
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL with the RabbitMQ transport (queues under a prefix of their own).
+    PostgresAmqp,
+}
+
+/// The RabbitMQ tests use; `TEST_AMQP_URL` overrides.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Panics with a clear message when RabbitMQ is not reachable (tests never pass by skipping).
+pub fn require_rabbitmq() {
+    let url = amqp_url();
+    let hostport = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5672")
+        .to_string();
+    if std::net::TcpStream::connect_timeout(
+        &hostport.parse().expect("host:port"),
+        Duration::from_secs(3),
+    )
+    .is_err()
+    {
+        panic!(
+            "RabbitMQ is needed for this test and is not reachable at {hostport}. Start it (`rabbitmq-server -detached`, or run `bash .ci/run`), or point TEST_AMQP_URL at one."
+        );
+    }
+}
+
+/// The overrides that put an app on RabbitMQ with queues of its own.
+pub fn amqp_overrides(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("BEIAN__QUEUE__TRANSPORT".into(), "amqp".into()),
+        ("BEIAN__QUEUE__AMQP_URL".into(), url.into()),
+        (
+            "BEIAN__QUEUE__AMQP_PREFIX".into(),
+            format!("test-{}", uuid::Uuid::new_v4().simple()),
+        ),
+        (
+            "BEIAN__QUEUE__AMQP_QUEUE_EXPIRES_MS".into(),
+            "600000".into(),
+        ),
+    ]
 }
 
 /// The PostgreSQL server tests use; `TEST_DATABASE_URL` overrides.
@@ -112,11 +160,22 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
             format!("sqlite://{}", dir.path().join("beian.db").display()),
             None,
         ),
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresAmqp => {
             let (url, name) = fresh_postgres_database().await;
             (url, Some(name))
         }
     };
+    if backend == Backend::PostgresAmqp {
+        require_rabbitmq();
+        let mut all = amqp_overrides(&amqp_url());
+        all.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        return spawn_on(url, pg_database, dir, &all).await;
+    }
     spawn_on(url, pg_database, dir, overrides).await
 }
 
@@ -252,6 +311,30 @@ macro_rules! on_both_databases {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     super::$body($crate::common::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+/// Runs `body` on every supported deployment: SQLite + embedded, PostgreSQL + embedded,
+/// PostgreSQL + RabbitMQ.
+#[macro_export]
+macro_rules! on_every_deployment {
+    ($($name:ident => $body:ident;)+) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$body($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$body($crate::common::Backend::Postgres).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_amqp() {
+                    super::$body($crate::common::Backend::PostgresAmqp).await
                 }
             }
         )+
