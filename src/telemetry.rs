@@ -73,6 +73,10 @@ fn describe() {
         "time from a timer's due time to its firing"
     );
     metrics::describe_counter!(
+        "beian_cron_slots_total",
+        "cron slots this process claimed and enqueued, by schedule"
+    );
+    metrics::describe_counter!(
         "beian_http_requests_total",
         "HTTP requests by route template and status"
     );

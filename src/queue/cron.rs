@@ -91,6 +91,7 @@ pub async fn claim_slot(services: &Services, name: &str, slot_ms: i64) -> DbResu
     }
     tx.commit().await?;
     if claimed {
+        metrics::counter!("beian_cron_slots_total", "schedule" => name.to_string()).increment(1);
         services.queue.wake();
         tracing::info!(schedule = name, slot = %crate::clock::rfc3339(slot_ms), "cron slot enqueued");
     }

@@ -185,9 +185,21 @@ pub async fn spawn_on(
     dir: tempfile::TempDir,
     overrides: &[(&str, &str)],
 ) -> TestApp {
+    spawn_parts(url, pg_database, dir, overrides, None).await
+}
+
+/// As [`spawn_on`], running only `parts` (e.g. the API alone, beside worker processes).
+pub async fn spawn_parts(
+    url: String,
+    pg_database: Option<String>,
+    dir: tempfile::TempDir,
+    overrides: &[(&str, &str)],
+    parts: Option<Parts>,
+) -> TestApp {
     let config = test_config(&url, dir.path(), overrides);
     let tokens = TokenKeys::from_config(&config.auth).expect("token keys");
-    let running = beian::app::start(config.clone(), Parts::serve(&config))
+    let parts = parts.unwrap_or_else(|| Parts::serve(&config));
+    let running = beian::app::start(config.clone(), parts)
         .await
         .expect("service starts");
     TestApp {

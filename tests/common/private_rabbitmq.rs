@@ -99,12 +99,19 @@ impl PrivateRabbitmq {
     pub fn await_startup(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
-            let out = self.command("rabbitmqctl", &["-n", self.node.as_str(), "await_startup", "--timeout", "10"]);
+            let out = self.command(
+                "rabbitmqctl",
+                &["-n", self.node.as_str(), "await_startup", "--timeout", "10"],
+            );
             if out.status.success() {
                 return;
             }
             if std::time::Instant::now() > deadline {
-                panic!("private RabbitMQ {} did not start: {}", self.node, String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "private RabbitMQ {} did not start: {}",
+                    self.node,
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
