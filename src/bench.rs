@@ -61,13 +61,27 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let services = base.with_registry(registry);
     LATENCIES.lock().expect("lock").clear();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = tokio::spawn(queue::embedded::run(
-        services.clone(),
-        services.registry.clone(),
-        vec![Touch::QUEUE.to_string()],
-        queue::worker_name(),
-        stop_rx,
-    ));
+    let queues = vec![Touch::QUEUE.to_string()];
+    let registry = services.registry.clone();
+    let workers = match config.queue.transport {
+        crate::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
+            services.clone(),
+            registry,
+            queues,
+            queue::worker_name(),
+            stop_rx,
+        )),
+        crate::config::Transport::Amqp => {
+            tokio::spawn(queue::amqp::run_relay(services.clone(), stop_rx.clone()));
+            tokio::spawn(queue::amqp::run_consumers(
+                services.clone(),
+                registry,
+                queues,
+                queue::worker_name(),
+                stop_rx,
+            ))
+        }
+    };
     let started = Instant::now();
     let now = services.clock.now_ms();
     for chunk_start in (0..count).step_by(500) {

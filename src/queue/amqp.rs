@@ -358,6 +358,16 @@ async fn consume_session(
     outcome
 }
 
+/// One delivery with the two permits it holds (its queue's concurrency, the process total).
+type Held = (
+    lapin::message::Delivery,
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// Most deliveries claimed with one statement.
+const CLAIM_BATCH: usize = 128;
+
 async fn consume_queue(
     services: Arc<Services>,
     registry: Arc<Registry>,
@@ -367,9 +377,8 @@ async fn consume_queue(
     permits: Arc<Semaphore>,
     lost: tokio::sync::mpsc::Sender<anyhow::Error>,
 ) {
-    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
     loop {
-        let delivery = match consumer.next().await {
+        let first = match consumer.next().await {
             Some(Ok(d)) => d,
             Some(Err(e)) => {
                 let _ = lost.send(e.into()).await;
@@ -386,37 +395,93 @@ async fn consume_queue(
         ) else {
             return;
         };
-        let services = services.clone();
-        let registry = registry.clone();
-        let worker = worker.clone();
-        tokio::spawn(async move {
-            let id = String::from_utf8_lossy(&delivery.data).to_string();
-            let claimed = jobs::claim_one(
-                &services.db,
-                &id,
-                services.clock.now_ms(),
-                chrono::Utc::now().timestamp_millis(),
-                lease_ms,
-                &worker,
-                delivery.redelivered,
-            )
-            .await;
-            let finished = match claimed {
-                // Done, dead, running elsewhere, or unknown: nothing to do with this message.
-                Ok(None) => Finished::Done,
-                Ok(Some(job)) => runner::run(&services, &registry, job).await,
-                Err(e) => {
-                    // Not claimed: give the message back (the database is likely down).
-                    tracing::warn!(job = %id, error = %e, "cannot claim a delivered job; requeued");
+        let mut batch: Vec<Held> = vec![(first, slot, held)];
+        // Take whatever else is already delivered, while there is room to run it.
+        while batch.len() < CLAIM_BATCH {
+            let (Ok(slot), Ok(held)) = (
+                limit.clone().try_acquire_owned(),
+                permits.clone().try_acquire_owned(),
+            ) else {
+                break;
+            };
+            match futures_lite::future::poll_once(consumer.next()).await {
+                Some(Some(Ok(d))) => batch.push((d, slot, held)),
+                Some(Some(Err(e))) => {
+                    let _ = lost.send(e.into()).await;
+                    return;
+                }
+                Some(None) => {
+                    let _ = lost.send(anyhow::anyhow!("consumer stream ended")).await;
+                    return;
+                }
+                None => break,
+            }
+        }
+        claim_and_run(&services, &registry, &worker, batch).await;
+    }
+}
+
+/// Claims a batch of deliveries in one statement (a redelivered one is taken even from a
+/// live lease: its holder's channel is gone), runs the claimed jobs, and settles each
+/// message once its outcome is committed.
+async fn claim_and_run(
+    services: &Arc<Services>,
+    registry: &Arc<Registry>,
+    worker: &str,
+    batch: Vec<Held>,
+) {
+    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+    let now = services.clock.now_ms();
+    let real_now = chrono::Utc::now().timestamp_millis();
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|(d, _, _)| String::from_utf8_lossy(&d.data).to_string())
+        .collect();
+    let fresh: Vec<String> = batch
+        .iter()
+        .zip(&ids)
+        .filter(|((d, _, _), _)| !d.redelivered)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let mut claimed =
+        match jobs::claim_many(&services.db, &fresh, now, real_now, lease_ms, worker).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim delivered jobs; requeued");
+                for (delivery, _, _) in batch {
                     let _ = delivery
                         .nack(BasicNackOptions {
                             requeue: true,
                             multiple: false,
                         })
                         .await;
-                    drop((slot, held));
-                    return;
                 }
+                return;
+            }
+        };
+    for ((delivery, _, _), id) in batch.iter().zip(&ids) {
+        if delivery.redelivered {
+            match jobs::claim_one(&services.db, id, now, real_now, lease_ms, worker, true).await {
+                Ok(Some(job)) => claimed.push(job),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot claim a redelivered job; it will come back")
+                }
+            }
+        }
+    }
+    for ((delivery, slot, held), id) in batch.into_iter().zip(ids) {
+        let job = claimed
+            .iter()
+            .position(|j| j.id == id)
+            .map(|i| claimed.swap_remove(i));
+        let services = services.clone();
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            // No job claimed: done, dead, running elsewhere, or unknown; nothing to do.
+            let finished = match job {
+                Some(job) => runner::run(&services, &registry, job).await,
+                None => Finished::Done,
             };
             // The outcome is committed: only now is the message settled.
             let settled = match finished {

@@ -102,7 +102,10 @@ impl JobContext {
     /// On PostgreSQL a concurrent run with the same key waits here for the first to commit.
     pub async fn begin_effect(&self, kind: &str, key: &str) -> Result<Option<Tx>, JobError> {
         let mut tx = self.db().begin().await?;
-        if jobs::record_effect(&mut tx, kind, key, self.clock().now_ms()).await? {
+        let now = self.clock().now_ms();
+        if jobs::record_effect(&mut tx, kind, key, now).await? {
+            // The job is done when its effect commits: one transaction for both.
+            jobs::mark_done_in(&mut tx, &self.job_id, now).await?;
             Ok(Some(tx))
         } else {
             tx.rollback().await?;
@@ -224,8 +227,9 @@ impl Queue {
         now_ms: i64,
     ) -> DbResult<bool> {
         let max_attempts = self.inner.config.queue_settings(queue).max_attempts;
-        let added = jobs::insert(
+        jobs::insert(
             tx,
+            self.inner.backend,
             kind,
             queue,
             key,
@@ -234,11 +238,7 @@ impl Queue {
             run_at_ms,
             now_ms,
         )
-        .await?;
-        if added && self.inner.backend == Backend::Postgres {
-            jobs::notify(tx, "beian_jobs", queue).await?;
-        }
-        Ok(added)
+        .await
     }
 
     /// Wakes whatever carries queued work (call after the enqueueing commit).

@@ -54,8 +54,7 @@ pub async fn run(
                 "done"
             };
             count(&job, label);
-            if let Err(e) = jobs::mark_done(&services.db, std::slice::from_ref(&job.id), now).await
-            {
+            if let Err(e) = jobs::mark_done(&services.db, &job.id, now).await {
                 // The effect is committed; a re-run finds its key and does nothing.
                 span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
             }

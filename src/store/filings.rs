@@ -297,13 +297,17 @@ pub async fn counts(
     local_year: &str,
     exclude: &str,
 ) -> DbResult<FilingCounts> {
+    // Places: live filings that passed intake (a `received` one has reserved nothing yet;
+    // intakes are serialized, so each sees the places the others took). Applications per
+    // day and year: those started before this one, whatever became of them (but refusals
+    // for those very limits).
     let row = sqlx::query(
         "SELECT
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND plate_type = $2 AND plate_number = $3 THEN 1 ELSE 0 END), 0) AS same_vehicle,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 THEN 1 ELSE 0 END), 0) AS filer_live,
-             COALESCE(SUM(CASE WHEN plate_type = $2 AND plate_number = $3 AND live = $6 THEN 1 ELSE 0 END), 0) AS vehicle_live,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_date = $4 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS today,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_year = $5 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS this_year
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> 'received' AND plate_type = $2 AND plate_number = $3 THEN 1 ELSE 0 END), 0) AS same_vehicle,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> 'received' THEN 1 ELSE 0 END), 0) AS filer_live,
+             COALESCE(SUM(CASE WHEN plate_type = $2 AND plate_number = $3 AND live = $6 AND status <> 'received' THEN 1 ELSE 0 END), 0) AS vehicle_live,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_date = $4 AND id < $8 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS today,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_year = $5 AND id < $8 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS this_year
          FROM filings
          WHERE own_vehicle = $7 AND id <> $8 AND (filer_id = $1 OR (plate_type = $2 AND plate_number = $3))",
     )

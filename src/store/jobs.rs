@@ -37,9 +37,12 @@ fn claimed(row: &AnyRow) -> DbResult<ClaimedJob> {
     })
 }
 
+/// Adds a job unless one with its (kind, key) exists; true when added. On PostgreSQL the
+/// same statement sends `NOTIFY beian_jobs` (delivered at commit) to wake other processes.
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
     tx: &mut Tx,
+    backend: Backend,
     kind: &str,
     queue: &str,
     key: &str,
@@ -48,24 +51,35 @@ pub async fn insert(
     run_at_ms: i64,
     now_ms: i64,
 ) -> DbResult<bool> {
-    let done = sqlx::query(
+    const INSERT: &str =
         "INSERT INTO jobs (id, queue, kind, idem_key, payload, state, attempts, max_attempts,
              run_at, published, history, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, '[]', $9, $9)
-         ON CONFLICT (kind, idem_key) DO NOTHING",
-    )
-    .bind(super::new_id())
-    .bind(queue)
-    .bind(kind)
-    .bind(key)
-    .bind(payload)
-    .bind(max_attempts as i64)
-    .bind(run_at_ms)
-    .bind(false)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+         ON CONFLICT (kind, idem_key) DO NOTHING";
+    let sql = match backend {
+        Backend::Sqlite => INSERT.to_string(),
+        Backend::Postgres => format!(
+            "WITH added AS ({INSERT} RETURNING queue)
+             SELECT COUNT(*) FROM (SELECT pg_notify('beian_jobs', queue) FROM added) AS notified"
+        ),
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(super::new_id())
+        .bind(queue)
+        .bind(kind)
+        .bind(key)
+        .bind(payload)
+        .bind(max_attempts as i64)
+        .bind(run_at_ms)
+        .bind(false)
+        .bind(now_ms);
+    match backend {
+        Backend::Sqlite => Ok(query.execute(&mut **tx).await?.rows_affected() == 1),
+        Backend::Postgres => {
+            let row = query.fetch_one(&mut **tx).await?;
+            Ok(row.try_get::<i64, _>(0)? == 1)
+        }
+    }
 }
 
 /// `NOTIFY channel, payload` (PostgreSQL), delivered when the transaction commits.
@@ -116,7 +130,7 @@ pub async fn claim(
              ORDER BY run_at LIMIT $6 {lock})
          RETURNING {CLAIMED_COLUMNS}"
     );
-    let mut tx = db.begin().await?;
+    // One statement: atomic on its own (SQLite takes its write lock for it).
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(queue)
         .bind(now_ms)
@@ -124,9 +138,8 @@ pub async fn claim(
         .bind(real_now_ms + lease_ms)
         .bind(worker)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(db.pool())
         .await?;
-    tx.commit().await?;
     rows.iter().map(claimed).collect()
 }
 
@@ -147,7 +160,7 @@ pub async fn claim_one(
          WHERE id = $1 AND (state = 'queued' OR (state = 'running' AND (lease_until < $2 OR $6)))
          RETURNING {CLAIMED_COLUMNS}"
     );
-    let mut tx = db.begin().await?;
+    // One statement: atomic on its own, no transaction round trips.
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(real_now_ms)
@@ -155,31 +168,66 @@ pub async fn claim_one(
         .bind(worker)
         .bind(now_ms)
         .bind(steal)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(db.pool())
         .await?;
-    tx.commit().await?;
     row.as_ref().map(claimed).transpose()
 }
 
-pub async fn mark_done(db: &Db, ids: &[String], now_ms: i64) -> DbResult<()> {
+/// Claims the queued (or lease-expired) jobs among `ids` in one statement.
+pub async fn claim_many(
+    db: &Db,
+    ids: &[String],
+    now_ms: i64,
+    real_now_ms: i64,
+    lease_ms: i64,
+    worker: &str,
+) -> DbResult<Vec<ClaimedJob>> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let mut tx = db.begin().await?;
-    for chunk in ids.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "UPDATE jobs SET state = 'done', finished_at = $1, updated_at = $1, lease_until = NULL
-             WHERE state = 'running' AND id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut *tx).await?;
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 5)).collect();
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2,
+             worker = $3, started_at = $4, updated_at = $4
+         WHERE id IN ({}) AND (state = 'queued' OR (state = 'running' AND lease_until < $1))
+         RETURNING {CLAIMED_COLUMNS}",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(real_now_ms)
+        .bind(real_now_ms + lease_ms)
+        .bind(worker)
+        .bind(now_ms);
+    for id in ids {
+        query = query.bind(id);
     }
-    tx.commit().await
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter().map(claimed).collect()
+}
+
+pub async fn mark_done(db: &Db, id: &str, now_ms: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', finished_at = $2, updated_at = $2, lease_until = NULL
+         WHERE id = $1 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Marks a job done inside its effect's transaction (see `JobContext::begin_effect`).
+pub async fn mark_done_in(tx: &mut Tx, id: &str, now_ms: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', finished_at = $2, updated_at = $2, lease_until = NULL
+         WHERE id = $1 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Back to the queue after a failed attempt, due again at `run_at_ms`.

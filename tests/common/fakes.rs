@@ -295,6 +295,24 @@ pub async fn spawn_filing_app(
     backend: Backend,
     extra: &[(&str, &str)],
 ) -> (TestApp, FakeSmsGateway, FakeFaceProvider) {
+    spawn_with_fakes(backend, extra, None).await
+}
+
+/// As [`spawn_filing_app`], but no worker takes the `filing` queue: the test runs the intake
+/// jobs itself (`FilingIntake::run`), in the order it chooses. Timers of that queue (code
+/// expiry, abandonment) do not run either.
+pub async fn spawn_filing_app_without_intake(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> (TestApp, FakeSmsGateway, FakeFaceProvider) {
+    spawn_with_fakes(backend, extra, Some("filing")).await
+}
+
+async fn spawn_with_fakes(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    without_queue: Option<&str>,
+) -> (TestApp, FakeSmsGateway, FakeFaceProvider) {
     let sms = FakeSmsGateway::start(SMS_SECRET).await;
     let face = FakeFaceProvider::start().await;
     let sms_url = sms.url();
@@ -313,8 +331,63 @@ pub async fn spawn_filing_app(
         ("BEIAN__QUEUE__POLL_INTERVAL_MS", "50"),
     ];
     overrides.extend_from_slice(extra);
-    let app = spawn_app_with(backend, &overrides).await;
+    let app = match without_queue {
+        None => spawn_app_with(backend, &overrides).await,
+        Some(queue) => spawn_without_queue(backend, &overrides, queue).await,
+    };
     (app, sms, face)
+}
+
+/// `spawn_app_with`, with every part of `serve` except the workers of `queue`.
+async fn spawn_without_queue(backend: Backend, overrides: &[(&str, &str)], queue: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, pg_database) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("beian.db").display()),
+            None,
+        ),
+        _ => {
+            let (url, name) = super::fresh_postgres_database().await;
+            (url, Some(name))
+        }
+    };
+    let mut all: Vec<(String, String)> = Vec::new();
+    if backend == Backend::PostgresAmqp {
+        super::require_rabbitmq();
+        all = super::amqp_overrides(&super::amqp_url());
+    }
+    all.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let parts = beian::app::Parts {
+        api: true,
+        workers: Some(
+            beian::app::all_queues()
+                .into_iter()
+                .filter(|q| q != queue)
+                .collect(),
+        ),
+        scheduler: true,
+        migrate: true,
+    };
+    super::spawn_parts(url, pg_database, dir, &all, Some(parts)).await
+}
+
+/// Runs the `filing.intake` job of `filing_id` once, here and now.
+pub async fn run_intake(app: &TestApp, filing_id: &str) -> beian::queue::Outcome {
+    use beian::queue::Job;
+    let job = beian::workers::filing_intake::FilingIntake {
+        filing_id: filing_id.to_string(),
+    };
+    let ctx = beian::queue::JobContext {
+        services: app.services().clone(),
+        job_id: format!("by-hand-{filing_id}"),
+        attempt: 1,
+    };
+    job.run(ctx).await.expect("intake runs")
 }
 
 // ---------------------------------------------------------------------------------------
