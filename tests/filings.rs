@@ -1014,7 +1014,7 @@ async fn face_outage_and_failure(backend: Backend) {
     app.stop().await;
 }
 
-on_both_databases! {
+on_every_deployment! {
     happy_path_sms_method => happy_path;
     intake_rejects_registry_checks_and_yearly_limit => rejections_registry_and_yearly;
     intake_rejects_over_quotas => rejections_quotas;

@@ -194,6 +194,23 @@ impl Queue {
         self.enqueue_at(tx, job, now_ms, now_ms).await
     }
 
+    /// Adds many jobs of one kind in the caller's transaction with multi-row inserts;
+    /// returns how many were new.
+    pub async fn enqueue_many<J: Job>(
+        &self,
+        tx: &mut Tx,
+        jobs: &[J],
+        now_ms: i64,
+    ) -> DbResult<u64> {
+        let mut rows = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let payload = serde_json::to_string(job).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            rows.push((J::NAME, J::QUEUE, job.key(), payload));
+        }
+        let max_attempts = self.inner.config.queue_settings(J::QUEUE).max_attempts;
+        jobs::insert_many(tx, self.inner.backend, &rows, max_attempts, now_ms, now_ms).await
+    }
+
     /// As [`Queue::enqueue`], to run no earlier than `run_at_ms`.
     pub async fn enqueue_at<J: Job>(
         &self,

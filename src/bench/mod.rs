@@ -1,5 +1,8 @@
-//! `beian bench jobs`: throughput and latency of the job runtime on the configured database
-//! and transport, with a job whose effect is one row committed with its idempotency key.
+//! Benchmarks that print figures. `beian bench jobs`: throughput and latency of the job
+//! runtime on the configured database and transport, with a job whose effect is one row
+//! committed with its idempotency key. `beian bench filings`: see [`filings`].
+
+mod filings;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +20,16 @@ pub enum BenchCommand {
     Jobs {
         #[arg(long, default_value_t = 20_000)]
         count: usize,
+    },
+    /// Submit filings over HTTP at a steady rate to a running copy of the service with a
+    /// fake SMS gateway: submit -> code SMS latency p50/p99.
+    Filings {
+        /// Filings per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// How long to keep the rate up.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
     },
 }
 
@@ -50,6 +63,7 @@ static LATENCIES: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new())
 pub async fn run(config: Config, what: BenchCommand) -> anyhow::Result<()> {
     match what {
         BenchCommand::Jobs { count } => jobs(config, count).await,
+        BenchCommand::Filings { rate, seconds } => filings::run(config, rate, seconds).await,
     }
 }
 
@@ -85,14 +99,14 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let now = services.clock.now_ms();
     for chunk_start in (0..count).step_by(500) {
-        let mut tx = services.db.begin().await?;
-        for n in chunk_start..(chunk_start + 500).min(count) {
-            let job = Touch {
+        let batch: Vec<Touch> = (chunk_start..(chunk_start + 500).min(count))
+            .map(|n| Touch {
                 n,
                 enqueued_ms: services.clock.now_ms(),
-            };
-            services.queue.enqueue(&mut tx, &job, now).await?;
-        }
+            })
+            .collect();
+        let mut tx = services.db.begin().await?;
+        services.queue.enqueue_many(&mut tx, &batch, now).await?;
         tx.commit().await?;
         services.queue.wake();
     }
