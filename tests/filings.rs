@@ -1,4 +1,5 @@
-//! The filing flow (非本人机动车备案) end to end, on SQLite and PostgreSQL: the service runs
+//! The filing flow (非本人机动车备案) end to end, on SQLite, PostgreSQL and PostgreSQL +
+//! RabbitMQ: the service runs
 //! in-process with its SMS gateway and face provider pointed at real HTTP fakes
 //! (`common::fakes`); behaviour is asserted over the HTTP interface and at the fakes.
 
@@ -9,9 +10,8 @@ use std::collections::BTreeMap;
 use beian::providers::sms::SmsMessage;
 use beian::queue::{Job, JobContext, Outcome};
 use beian::workers::sms_send::{CodeRef, SmsSend};
-use common::fakes::{
-    Car, Person, World, masked_phone, run_intake, spawn_filing_app, spawn_filing_app_without_intake,
-};
+use common::fakes::{run_intake, spawn_filing_app, spawn_filing_app_without_intake};
+use common::world::{Car, Person, World, masked_phone};
 use common::{Backend, answer, eventually};
 use serde_json::{Value, json};
 
@@ -279,7 +279,7 @@ async fn rejections_registry_and_yearly(backend: Backend) {
     let new_energy = w
         .vehicle_with(|c| {
             c.plate_type = "52".into();
-            c.plate_number = common::fakes::unique_plate_52();
+            c.plate_number = common::world::unique_plate_52();
         })
         .await;
     let filer = w.driver().await;
