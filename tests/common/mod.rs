@@ -132,6 +132,11 @@ pub fn test_config(
         ("BEIAN__HTTP__ADDR".into(), "127.0.0.1:0".into()),
         ("BEIAN__DATABASE__URL".into(), database_url.into()),
         ("BEIAN__DATABASE__MAX_CONNECTIONS".into(), "8".into()),
+        // A loaded CI machine must not turn a slow pool into a 503.
+        (
+            "BEIAN__DATABASE__CONNECT_TIMEOUT_SECONDS".into(),
+            "30".into(),
+        ),
         ("BEIAN__DATA_DIR".into(), dir.display().to_string()),
         (
             "BEIAN__SMS__OUTBOX_FILE".into(),
