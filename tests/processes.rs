@@ -214,6 +214,126 @@ async fn killed_worker_job_completes_once(backend: Backend) {
     app.stop().await;
 }
 
+/// Promise 4, second half: SIGTERM stops taking work and hands back what the worker holds
+/// within `shutdown.grace_seconds`; another worker then finishes it once.
+async fn sigterm_hands_back_held_jobs(backend: Backend) {
+    let (db_url, db_name) = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, seen) = holding_gateway().await;
+    let mut extra = vec![
+        ("BEIAN__SMS__PROVIDER".to_string(), "webhook".to_string()),
+        ("BEIAN__SMS__WEBHOOK_URL".into(), gateway),
+        ("BEIAN__SMS__WEBHOOK_SECRET".into(), "s".into()),
+    ];
+    if backend == Backend::PostgresAmqp {
+        require_rabbitmq();
+        extra.extend(amqp_overrides(&amqp_url()));
+    }
+    let env = shared_env(&db_url, dir.path(), &extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let parts = Parts {
+        api: true,
+        workers: None,
+        scheduler: false,
+        migrate: true,
+    };
+    let app = spawn_parts(
+        db_url.clone(),
+        Some(db_name),
+        tempfile::tempdir().unwrap(),
+        &pairs,
+        Some(parts),
+    )
+    .await;
+    let services = app.services().clone();
+    let mut first = Process::start(&["worker", "--queues", "sms"], &env);
+    first.healthy().await;
+    let message = SmsMessage {
+        message_id: "sigterm-test".into(),
+        phone: "13800000001".into(),
+        template: "filing_decision".into(),
+        params: Default::default(),
+    };
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services
+        .queue
+        .enqueue(
+            &mut tx,
+            &SmsSend {
+                message,
+                code: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+    eventually(30, "the worker to be mid-job", || async {
+        (seen.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+
+    let pid = first.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the worker did not stop within its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "a graceful stop exits 0: {exited:?}");
+    let (state, attempts): (String, i64) = {
+        let row: (String, i64) =
+            sqlx::query_as("SELECT state, attempts FROM jobs WHERE idem_key = 'sigterm-test'")
+                .fetch_one(services.db.pool())
+                .await
+                .unwrap();
+        row
+    };
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("queued", 0),
+        "handed back, the interrupted attempt not counted"
+    );
+
+    let second = Process::start(&["worker", "--queues", "sms"], &env);
+    second.healthy().await;
+    eventually(
+        60,
+        "another worker to finish the handed-back job",
+        || async {
+            let state: String =
+                sqlx::query_scalar("SELECT state FROM jobs WHERE idem_key = 'sigterm-test'")
+                    .fetch_one(services.db.pool())
+                    .await
+                    .unwrap();
+            (state == "done").then_some(())
+        },
+    )
+    .await;
+    let effects: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE idem_key = 'sigterm-test'")
+            .fetch_one(services.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(effects, 1);
+    drop(second);
+    app.stop().await;
+}
+
 async fn two_schedulers_fire_each_timer_once(backend: Backend) {
     let (db_url, db_name) = fresh_postgres_database().await;
     let dir = tempfile::tempdir().unwrap();
@@ -386,6 +506,7 @@ macro_rules! on_postgres_and_amqp {
 
 on_postgres_and_amqp! {
     worker_killed_mid_job => killed_worker_job_completes_once;
+    worker_sigterm => sigterm_hands_back_held_jobs;
     two_schedulers => two_schedulers_fire_each_timer_once;
     three_cron_processes => three_processes_enqueue_each_cron_slot_once;
 }

@@ -292,7 +292,7 @@ pub async fn run_consumers(
         .await
         .is_err()
     {
-        match jobs::release_held(&services.db, &worker, services.clock.now_ms()).await {
+        match jobs::release_held(&services.db, &worker, None, services.clock.now_ms()).await {
             Ok(n) => tracing::warn!(
                 returned = n,
                 "shutdown: jobs still running were handed back"

@@ -115,7 +115,8 @@ async fn claim_loop(
     let grace = Duration::from_secs(services.config.shutdown.grace_seconds);
     let all = permits.acquire_many(concurrency as u32);
     if tokio::time::timeout(grace, all).await.is_err() {
-        match jobs::release_held(&services.db, &worker, services.clock.now_ms()).await {
+        match jobs::release_held(&services.db, &worker, Some(&queue), services.clock.now_ms()).await
+        {
             Ok(n) => {
                 tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back")
             }

@@ -335,15 +335,22 @@ pub async fn mark_dead(db: &Db, id: &str, error: &str, history: &str, now_ms: i6
 
 /// Hands back the jobs this worker holds (graceful shutdown): queued again, the attempt
 /// not counted.
-pub async fn release_held(db: &Db, worker: &str, now_ms: i64) -> DbResult<u64> {
+/// `queue` limits it to one queue's jobs (`None`: all this worker holds).
+pub async fn release_held(
+    db: &Db,
+    worker: &str,
+    queue: Option<&str>,
+    now_ms: i64,
+) -> DbResult<u64> {
     Ok(sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_until = NULL,
              published = $3, updated_at = $2
-         WHERE worker = $1 AND state = 'running'",
+         WHERE worker = $1 AND state = 'running' AND ($4 = '' OR queue = $4)",
     )
     .bind(worker)
     .bind(now_ms)
     .bind(false)
+    .bind(queue.unwrap_or(""))
     .execute(db.pool())
     .await?
     .rows_affected())
