@@ -76,9 +76,41 @@ impl Job for Flaky {
     }
 }
 
+/// Runs longer than its lease; counts its runs per tag.
+#[derive(Serialize, Deserialize)]
+struct Slow {
+    tag: String,
+}
+
+impl Job for Slow {
+    const NAME: &'static str = "test.slow";
+    const QUEUE: &'static str = "testq";
+    fn key(&self) -> String {
+        self.tag.clone()
+    }
+    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        next_run(&self.tag);
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        let Some(tx) = ctx.begin_effect(Self::NAME, &self.tag).await? else {
+            return Ok(Outcome::Duplicate);
+        };
+        tx.commit().await?;
+        Ok(Outcome::Done)
+    }
+}
+
+fn runs_of(tag: &str) -> usize {
+    RUNS.lock()
+        .unwrap()
+        .iter()
+        .find(|(t, _)| t == tag)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
+}
+
 fn services_with_test_jobs(base: &Arc<Services>) -> Arc<Services> {
     let mut registry = Registry::default();
-    registry.register::<Flaky>();
+    registry.register::<Flaky>().register::<Slow>();
     base.with_registry(registry)
 }
 
@@ -337,7 +369,39 @@ async fn expired_lease_runs_again(backend: Backend) {
     app.stop().await;
 }
 
+/// Promise 4 without false alarms: a job that runs longer than its lease keeps it (the lease
+/// is renewed), so a second worker never takes it for a crashed one.
+async fn long_job_keeps_its_lease(backend: Backend) {
+    let app = spawn_app_with(backend, &[("BEIAN__QUEUE__LEASE_SECONDS", "1")]).await;
+    let services = services_with_test_jobs(app.services());
+    let a = TestWorkers::start(&services, "w1");
+    let b = TestWorkers::start(&services, "w2");
+    let tag = format!("slow-{backend:?}");
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services
+        .queue
+        .enqueue(&mut tx, &Slow { tag: tag.clone() }, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+    eventually(30, "the slow job to finish", || async {
+        (effects(&services, &tag).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        runs_of(&tag),
+        1,
+        "ran once although it outlived its 1 s lease four times"
+    );
+    a.stop().await;
+    b.stop().await;
+    app.stop().await;
+}
+
 on_every_deployment! {
+    long_job_keeps_its_lease_while_it_runs => long_job_keeps_its_lease;
     retries_with_backoff_then_dead_then_replay => retries_then_dead_then_replayed;
     permanent_error_is_dead_at_once => permanent_error_goes_straight_to_dead;
     duplicate_has_no_second_effect => duplicate_delivery_has_no_second_effect;

@@ -30,7 +30,7 @@ pub async fn run(
     metrics::histogram!("beian_job_wait_seconds", "queue" => job.queue.clone()).record(wait);
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempts);
     let clock = Instant::now();
-    let result = async {
+    let work = async {
         let handler = registry
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
@@ -41,8 +41,23 @@ pub async fn run(
         };
         handler(ctx, &job.payload)?.await
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    tokio::pin!(work);
+    // A job that runs long keeps its lease: renewed every third of it, so no other worker
+    // takes it for a crashed one.
+    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+    let renew_every = std::time::Duration::from_millis((lease_ms / 3).max(200) as u64);
+    let result = loop {
+        tokio::select! {
+            done = &mut work => break done,
+            _ = tokio::time::sleep(renew_every) => {
+                let until = chrono::Utc::now().timestamp_millis() + lease_ms;
+                if let Err(e) = jobs::renew_lease(&services.db, &job.id, until).await {
+                    span.in_scope(|| tracing::warn!(error = %e, "could not renew the job's lease"));
+                }
+            }
+        }
+    };
     let run_secs = clock.elapsed().as_secs_f64();
     metrics::histogram!("beian_job_run_seconds", "queue" => job.queue.clone()).record(run_secs);
     let now = services.clock.now_ms();

@@ -268,6 +268,16 @@ pub async fn claim_many(
     rows.iter().map(claimed).collect()
 }
 
+/// Extends a running job's lease (a long job's heartbeat).
+pub async fn renew_lease(db: &Db, id: &str, lease_until_ms: i64) -> DbResult<()> {
+    sqlx::query("UPDATE jobs SET lease_until = $2 WHERE id = $1 AND state = 'running'")
+        .bind(id)
+        .bind(lease_until_ms)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 pub async fn mark_done(db: &Db, id: &str, now_ms: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE jobs SET state = 'done', finished_at = $2, updated_at = $2, lease_until = NULL
