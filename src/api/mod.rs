@@ -15,7 +15,7 @@ pub mod vehicles;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -148,8 +148,6 @@ async fn observe(matched: Option<MatchedPath>, req: Request, next: Next) -> Resp
     response
 }
 
-/// The state handlers share, for `State<AppState>` extraction in submodules.
-pub type AppStateRef = State<AppState>;
 
 pub mod openapi {
     //! The OpenAPI 3.1 document: info, the bearer scheme and the shared schemas. Paths come

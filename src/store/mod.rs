@@ -186,12 +186,6 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
 }
 
-/// True for a unique-constraint violation (a duplicate key).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
 /// A fresh time-ordered id (UUID v7, text), so ids sort by creation.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
