@@ -148,7 +148,6 @@ async fn observe(matched: Option<MatchedPath>, req: Request, next: Next) -> Resp
     response
 }
 
-
 pub mod openapi {
     //! The OpenAPI 3.1 document: info, the bearer scheme and the shared schemas. Paths come
     //! from each resource's `#[utoipa::path]` through the router.
