@@ -11,6 +11,7 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, Transport};
 use crate::providers::{face::FaceProvider, sms::SmsGateway};
+use crate::queue::effects::EffectLanes;
 use crate::queue::{self, Queue, Registry};
 use crate::store::{Backend, Db};
 
@@ -25,6 +26,8 @@ pub struct Services {
     pub face: FaceProvider,
     /// The key owner codes are derived with (kept in the database; see `domain::filing`).
     pub code_key: Vec<u8>,
+    /// Group commit of job effects (see `queue::effects`).
+    pub effects: Arc<EffectLanes>,
 }
 
 impl Services {
@@ -39,6 +42,7 @@ impl Services {
             sms: self.sms.clone(),
             face: self.face.clone(),
             code_key: self.code_key.clone(),
+            effects: self.effects.clone(),
         })
     }
 
@@ -93,6 +97,15 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let sms = SmsGateway::from_config(&config)?;
     let face = FaceProvider::from_config(&config)?;
     let code_key = crate::store::filings::service_key(&db, "filing_code").await?;
+    let lanes = match config.queue.effect_lanes {
+        0 => EffectLanes::auto_count(db.backend()),
+        n => n as usize,
+    };
+    let effects = Arc::new(EffectLanes::start(
+        &db,
+        lanes,
+        config.queue.effect_batch_max as usize,
+    ));
     Ok(Arc::new(Services {
         config,
         db,
@@ -102,6 +115,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
         sms,
         face,
         code_key,
+        effects,
     }))
 }
 

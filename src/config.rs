@@ -125,6 +125,13 @@ pub struct QueueConfig {
     pub lease_seconds: u64,
     /// Names of the exchanges and queues on the broker: `{prefix}.jobs`, `{prefix}.{queue}`.
     pub amqp_prefix: String,
+    /// Group commit of job effects (`queue::effects`): how many lanes (open transactions)
+    /// take effects at once; 0 picks one on SQLite and four on PostgreSQL.
+    pub effect_lanes: u32,
+    /// The most effects one group commit holds.
+    pub effect_batch_max: u32,
+    /// The most jobs one AMQP message carries (never more than the queue's concurrency).
+    pub amqp_jobs_per_message: u32,
     /// If set, the broker deletes a queue unused for this long (`x-expires`; for tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amqp_queue_expires_ms: Option<u64>,
@@ -409,6 +416,15 @@ impl Config {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
         if !prefix_ok {
             return err("queue.amqp_prefix: 1-64 letters, digits, '-', '_' or '.'".into());
+        }
+        if self.queue.effect_lanes > 64 {
+            return err("queue.effect_lanes: 0 (automatic) to 64".into());
+        }
+        if !(1..=1000).contains(&self.queue.effect_batch_max) {
+            return err("queue.effect_batch_max: 1 to 1000".into());
+        }
+        if !(1..=1000).contains(&self.queue.amqp_jobs_per_message) {
+            return err("queue.amqp_jobs_per_message: 1 to 1000".into());
         }
         if self.database.max_connections == 0 {
             return err("database.max_connections: must be at least 1".into());

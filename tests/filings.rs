@@ -881,10 +881,12 @@ async fn sms_send_retries_and_dedups(backend: Backend) {
     let (status, body) = w.enter_code(&filer, &id, &code_sms.params["code"]).await;
     assert_eq!(status, 200, "{body}");
 
-    let ctx = |attempt| JobContext {
-        services: app.services().clone(),
-        job_id: format!("direct-{}-{attempt}", uuid::Uuid::new_v4()),
-        attempt,
+    let ctx = |attempt| {
+        JobContext::new(
+            app.services().clone(),
+            format!("direct-{}-{attempt}", uuid::Uuid::new_v4()),
+            attempt,
+        )
     };
     // The code message again: the effect is recorded, nothing is sent.
     let replay = SmsSend {

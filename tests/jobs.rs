@@ -279,7 +279,160 @@ async fn permanent_error_goes_straight_to_dead(backend: Backend) {
     .await;
     assert_eq!(dead["attempts"], 1);
     assert!(dead["last_error"].as_str().unwrap().contains("permanent"));
+    if services.config.queue.transport == beian::config::Transport::Amqp {
+        // The dead-letter exchange takes a copy: the dead job's id reaches its queue.
+        let id = dead["id"].as_str().unwrap().to_string();
+        let dead_letters = format!("{}.dead", services.config.queue.amqp_prefix);
+        let connection = lapin::Connection::connect(
+            services.config.queue.amqp_url.expose(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let copied = eventually(20, "the dead job's id in the dead-letter queue", || async {
+            let got = channel
+                .basic_get(
+                    dead_letters.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()?;
+            Some(String::from_utf8_lossy(&got.delivery.data).to_string())
+        })
+        .await;
+        assert!(copied.lines().any(|line| line == id), "{copied}");
+        let _ = connection.close(200, "bye".into()).await;
+    }
     workers.stop().await;
+    app.stop().await;
+}
+
+/// Joins a group commit (`queue::effects`); the one with `spoil` fails inside its effect.
+#[derive(Serialize, Deserialize)]
+struct Grouped {
+    tag: String,
+    spoil: bool,
+}
+
+impl Job for Grouped {
+    const NAME: &'static str = "test.grouped";
+    const QUEUE: &'static str = "testq";
+    fn key(&self) -> String {
+        self.tag.clone()
+    }
+    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+        let Some(tx) = ctx.begin_effect(Self::NAME, &self.tag).await? else {
+            return Ok(Outcome::Duplicate);
+        };
+        if self.spoil {
+            drop(tx);
+            return Err(JobError::permanent("failed inside its effect"));
+        }
+        tx.commit().await?;
+        Ok(Outcome::Done)
+    }
+}
+
+/// Promise 2 with group commit: one job failing inside its effect spoils the transaction it
+/// shared with others; they run again at once, alone, and every effect commits exactly once,
+/// with no attempt counted for the re-run. The failing job is dead, with no effect.
+async fn one_failing_effect_loses_nothing_of_its_batch(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let mut registry = Registry::default();
+    registry.register::<Grouped>();
+    let services = app.services().with_registry(registry);
+    let prefix = format!("grouped-{}", uuid::Uuid::new_v4().simple());
+    let jobs: Vec<Grouped> = (0..60)
+        .map(|n| Grouped {
+            tag: format!("{prefix}-{n}"),
+            spoil: n % 20 == 7,
+        })
+        .collect();
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services
+        .queue
+        .enqueue_many(&mut tx, &jobs, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+    let workers = TestWorkers::start(&services, "w1");
+    let like = format!("{prefix}-%");
+    eventually(30, "every job to be done or dead", || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE idem_key LIKE $1 AND state NOT IN ('done', 'dead')",
+        )
+        .bind(&like)
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT idem_key, state, attempts FROM jobs WHERE idem_key LIKE $1")
+            .bind(&like)
+            .fetch_all(services.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 60);
+    for (key, state, attempts) in rows {
+        let spoil = jobs.iter().find(|j| j.tag == key).unwrap().spoil;
+        let expected = if spoil { "dead" } else { "done" };
+        assert_eq!((state.as_str(), attempts), (expected, 1), "{key}");
+        assert_eq!(effects(&services, &key).await, i64::from(!spoil), "{key}");
+    }
+    workers.stop().await;
+    app.stop().await;
+}
+
+/// The group commit itself, step by step: a job that hands its share back unfinished rolls
+/// back the batch, and the job that had committed its share before learns it must run again.
+async fn spoiled_group_commit_rolls_back_every_share(backend: Backend) {
+    use beian::queue::effects::{EffectError, EffectLanes};
+    let app = spawn_app_with(backend, &[]).await;
+    let db = app.services().db.clone();
+    let lanes = EffectLanes::start(&db, 1, 10);
+    let tag = format!("lane-{}", uuid::Uuid::new_v4().simple());
+    let record = |n: u32| {
+        sqlx::query("INSERT INTO job_effects (kind, idem_key, done_at) VALUES ('test.lane', $1, 0)")
+            .bind(format!("{tag}-{n}"))
+    };
+    // The first job holds the lane's transaction and writes its effect.
+    let mut first = lanes.borrow().await.unwrap();
+    record(1).execute(&mut **first).await.unwrap();
+    // The second asks for the lane while the first holds it: it waits in line.
+    let second = lanes.borrow();
+    tokio::pin!(second);
+    assert!(futures_lite::future::poll_once(&mut second).await.is_none());
+    // The first commits its share: the lane lends the transaction on before committing.
+    let first_outcome = tokio::spawn(first.commit());
+    let mut second = second.await.unwrap();
+    record(2).execute(&mut **second).await.unwrap();
+    drop(second); // fails inside its effect
+    let outcome = first_outcome.await.unwrap();
+    assert!(
+        matches!(outcome, Err(EffectError::BatchRolledBack)),
+        "{outcome:?}"
+    );
+    let written: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE kind = 'test.lane'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(written, 0, "nothing of a spoiled batch is committed");
+    // The lane goes on: the next batch commits.
+    let mut third = lanes.borrow().await.unwrap();
+    record(3).execute(&mut **third).await.unwrap();
+    third.commit().await.unwrap();
+    let written: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE kind = 'test.lane'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(written, 1);
     app.stop().await;
 }
 
@@ -302,11 +455,7 @@ async fn duplicate_delivery_has_no_second_effect(backend: Backend) {
         .unwrap();
     assert_eq!(queued, 1, "one job per (kind, key)");
     fail_until(&tag, 0);
-    let ctx = |attempt| JobContext {
-        services: services.clone(),
-        job_id: "x".into(),
-        attempt,
-    };
+    let ctx = |attempt| JobContext::new(services.clone(), "x".into(), attempt);
     let first = Flaky {
         tag: tag.clone(),
         permanent: false,
@@ -406,4 +555,9 @@ on_every_deployment! {
     permanent_error_is_dead_at_once => permanent_error_goes_straight_to_dead;
     duplicate_has_no_second_effect => duplicate_delivery_has_no_second_effect;
     crashed_worker_job_runs_again => expired_lease_runs_again;
+    failing_effect_in_a_group_commit_loses_nothing => one_failing_effect_loses_nothing_of_its_batch;
+}
+
+on_both_databases! {
+    spoiled_group_commit_rolls_back_every_share => spoiled_group_commit_rolls_back_every_share;
 }

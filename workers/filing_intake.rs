@@ -51,7 +51,7 @@ impl Job for FilingIntake {
         )
         .await?;
         let now = ctx.clock().now_ms();
-        let vehicle = find_vehicle(&mut *tx, &filing.plate_type, &filing.plate_number).await?;
+        let vehicle = find_vehicle(&mut **tx, &filing.plate_type, &filing.plate_number).await?;
         let checked = if !is_fileable(&filing.plate_type) {
             Err(RejectReason::PlateTypeNotAllowed)
         } else {
@@ -66,7 +66,7 @@ impl Job for FilingIntake {
             return Ok(Outcome::Done);
         }
         let vehicle = vehicle.expect("checked above");
-        let filer = find_driver(&mut *tx, &filing.filer_id).await?;
+        let filer = find_driver(&mut **tx, &filing.filer_id).await?;
         let filer_name = filer
             .as_ref()
             .map(|d| d.fields.name.clone())

@@ -38,7 +38,7 @@ impl Job for NotifyDecision {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };
-        let Some(filing) = filings::find(&mut *tx, &self.filing_id).await? else {
+        let Some(filing) = filings::find(&mut **tx, &self.filing_id).await? else {
             return Err(JobError::permanent(format!(
                 "filing {} does not exist",
                 self.filing_id
@@ -46,8 +46,8 @@ impl Job for NotifyDecision {
         };
         let now = ctx.clock().now_ms();
         let vehicle =
-            registry::find_vehicle(&mut *tx, &filing.plate_type, &filing.plate_number).await?;
-        let filer = registry::find_driver(&mut *tx, &filing.filer_id).await?;
+            registry::find_vehicle(&mut **tx, &filing.plate_type, &filing.plate_number).await?;
+        let filer = registry::find_driver(&mut **tx, &filing.filer_id).await?;
         let owner_user = match &vehicle {
             Some(v) => filings::driver_by_id_number(ctx.db(), &v.fields.owner_id_number).await?,
             None => None,

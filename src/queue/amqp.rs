@@ -19,13 +19,13 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::runner::{self, Finished};
 use super::{BrokerStatus, Registry};
 use crate::app::Services;
 use crate::config::Config;
-use crate::store::jobs;
+use crate::store::jobs::{self, ClaimedJob};
 
 const PUBLISH_BATCH: i64 = 500;
 
@@ -202,13 +202,16 @@ async fn relay_session(
     }
 }
 
-/// Publishes one batch of due rows and marks the confirmed ones; returns how many.
+/// Publishes one batch of due rows: takes them (marked published in a transaction), sends
+/// them as messages of up to `amqp_jobs_per_message` job ids of one queue, and commits once
+/// the broker confirmed every message. A refusal or a lost link rolls the batch back, so
+/// all of it is sent again (consumers skip jobs already done). Returns how many jobs.
 async fn publish_due(services: &Arc<Services>, channel: &Channel) -> anyhow::Result<usize> {
     let config = &services.config;
     let mut tx = services.db.begin().await?;
-    let due = jobs::unpublished(
-        &services.db,
+    let due = jobs::take_unpublished(
         &mut tx,
+        services.db.backend(),
         services.clock.now_ms(),
         PUBLISH_BATCH,
     )
@@ -221,37 +224,60 @@ async fn publish_due(services: &Arc<Services>, channel: &Channel) -> anyhow::Res
         .with_delivery_mode(2)
         .with_content_type("text/plain".into());
     let exchange = exchange(config);
-    let mut pending = Vec::with_capacity(due.len());
-    for (id, queue) in &due {
-        let confirm = channel
-            .basic_publish(
-                exchange.as_str().into(),
-                queue.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                id.as_bytes(),
-                properties.clone(),
-            )
-            .await?;
-        pending.push((id.clone(), confirm));
+    let mut by_queue: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for job in &due {
+        by_queue
+            .entry(job.queue.as_str())
+            .or_default()
+            .push(serde_json::to_string(job)?);
     }
-    let mut confirmed = Vec::with_capacity(pending.len());
-    for (id, confirm) in pending {
+    let mut pending = Vec::new();
+    for (queue, lines) in by_queue {
+        for message in lines.chunks(jobs_per_message(config, queue)) {
+            let confirm = channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    queue.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    message.join("\n").as_bytes(),
+                    properties.clone(),
+                )
+                .await?;
+            pending.push(confirm);
+        }
+    }
+    for confirm in pending {
         match confirm.await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => confirmed.push(id),
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
             Confirmation::Ack(Some(returned)) => {
-                tracing::warn!(job = %id, reply = %returned.reply_text, "message returned unroutable; will retry");
+                tx.rollback().await?;
+                anyhow::bail!(
+                    "a message came back unroutable ({}); the batch will be sent again",
+                    returned.reply_text
+                );
             }
             Confirmation::Nack(_) => {
-                tracing::warn!(job = %id, "broker refused a message; will retry")
+                tx.rollback().await?;
+                anyhow::bail!("the broker refused a message; the batch will be sent again");
             }
         }
     }
-    jobs::mark_published(&mut tx, &confirmed).await?;
     tx.commit().await?;
-    Ok(confirmed.len())
+    Ok(due.len())
+}
+
+/// How many job ids one message of `queue` carries: never more than the queue runs at once,
+/// so a consumer claims a message's jobs only when it can start them all.
+fn jobs_per_message(config: &Config, queue: &str) -> usize {
+    // A quarter of the concurrency, so a consumer has a few messages going at once and
+    // starts the next while the last jobs of one finish.
+    let concurrency = config.queue_settings(queue).concurrency as usize;
+    (config.queue.amqp_jobs_per_message as usize)
+        .min(concurrency.div_ceil(4))
+        .max(1)
 }
 
 /// Consumers for `queues`: runs until shutdown, reconnecting after any broker error; then
@@ -340,6 +366,7 @@ async fn consume_session(
             services.clone(),
             registry.clone(),
             worker.to_string(),
+            channel,
             consumer,
             limit,
             permits.clone(),
@@ -358,27 +385,20 @@ async fn consume_session(
     outcome
 }
 
-/// One delivery with the two permits it holds (its queue's concurrency, the process total).
-type Held = (
-    lapin::message::Delivery,
-    tokio::sync::OwnedSemaphorePermit,
-    tokio::sync::OwnedSemaphorePermit,
-);
-
-/// Most deliveries claimed with one statement.
-const CLAIM_BATCH: usize = 128;
-
+#[allow(clippy::too_many_arguments)]
 async fn consume_queue(
     services: Arc<Services>,
     registry: Arc<Registry>,
     worker: String,
+    channel: Channel,
     mut consumer: lapin::Consumer,
     limit: Arc<Semaphore>,
     permits: Arc<Semaphore>,
     lost: tokio::sync::mpsc::Sender<anyhow::Error>,
 ) {
+    let concurrency = limit.available_permits().max(1);
     loop {
-        let first = match consumer.next().await {
+        let delivery = match consumer.next().await {
             Some(Ok(d)) => d,
             Some(Err(e)) => {
                 let _ = lost.send(e.into()).await;
@@ -389,118 +409,159 @@ async fn consume_queue(
                 return;
             }
         };
-        let (Ok(slot), Ok(held)) = (
-            limit.clone().acquire_owned().await,
-            permits.clone().acquire_owned().await,
+        let jobs = carried_jobs(&delivery.data);
+        // Room to run all of the message's jobs at once (the relay never puts more in a
+        // message than the queue's concurrency; a larger one runs in turns).
+        let room = jobs.len().clamp(1, concurrency);
+        let (Ok(slots), Ok(held)) = (
+            limit.clone().acquire_many_owned(room as u32).await,
+            permits.clone().acquire_many_owned(room as u32).await,
         ) else {
             return;
         };
-        let mut batch: Vec<Held> = vec![(first, slot, held)];
-        // Take whatever else is already delivered, while there is room to run it.
-        while batch.len() < CLAIM_BATCH {
-            let (Ok(slot), Ok(held)) = (
-                limit.clone().try_acquire_owned(),
-                permits.clone().try_acquire_owned(),
-            ) else {
-                break;
-            };
-            match futures_lite::future::poll_once(consumer.next()).await {
-                Some(Some(Ok(d))) => batch.push((d, slot, held)),
-                Some(Some(Err(e))) => {
-                    let _ = lost.send(e.into()).await;
-                    return;
-                }
-                Some(None) => {
-                    let _ = lost.send(anyhow::anyhow!("consumer stream ended")).await;
-                    return;
-                }
-                None => break,
-            }
-        }
-        claim_and_run(&services, &registry, &worker, batch).await;
+        let services = services.clone();
+        let registry = registry.clone();
+        let worker = worker.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            run_message(
+                &services,
+                &registry,
+                &worker,
+                &channel,
+                delivery,
+                jobs,
+                (slots, held),
+            )
+            .await;
+        });
     }
 }
 
-/// Claims a batch of deliveries in one statement (a redelivered one is taken even from a
-/// live lease: its holder's channel is gone), runs the claimed jobs, and settles each
-/// message once its outcome is committed.
-async fn claim_and_run(
+/// The jobs a message carries, one JSON line each (a bare id, as older versions sent,
+/// is claimed from the table).
+fn carried_jobs(body: &[u8]) -> Vec<Carried> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match serde_json::from_str::<ClaimedJob>(line) {
+            Ok(job) => Carried::Whole(job),
+            Err(_) => Carried::Id(line.trim().to_string()),
+        })
+        .collect()
+}
+
+enum Carried {
+    Whole(ClaimedJob),
+    Id(String),
+}
+
+/// Runs a message's jobs and acks the message once every outcome is committed; the ids of
+/// jobs that died are copied to the dead-letter exchange.
+///
+/// A first delivery runs the jobs it carries without claiming their rows: the broker holds
+/// the message until the ack, so a crash hands it to another consumer, which is the lease.
+/// A redelivered message claims its rows in one statement, even from a live lease (the
+/// channel that held them is gone), which counts the attempt. A job not claimable is done,
+/// dead, or running elsewhere: nothing to do. On both paths the handler's effect checks
+/// its key, so a job that ran already does nothing.
+#[allow(clippy::too_many_arguments)]
+async fn run_message(
     services: &Arc<Services>,
     registry: &Arc<Registry>,
     worker: &str,
-    batch: Vec<Held>,
+    channel: &Channel,
+    delivery: lapin::message::Delivery,
+    carried: Vec<Carried>,
+    (slots, held): (OwnedSemaphorePermit, OwnedSemaphorePermit),
 ) {
-    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
-    let now = services.clock.now_ms();
-    let real_now = chrono::Utc::now().timestamp_millis();
-    let ids: Vec<String> = batch
-        .iter()
-        .map(|(d, _, _)| String::from_utf8_lossy(&d.data).to_string())
-        .collect();
-    let fresh: Vec<String> = batch
-        .iter()
-        .zip(&ids)
-        .filter(|((d, _, _), _)| !d.redelivered)
-        .map(|(_, id)| id.clone())
-        .collect();
-    let mut claimed =
-        match jobs::claim_many(&services.db, &fresh, now, real_now, lease_ms, worker).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim delivered jobs; requeued");
-                for (delivery, _, _) in batch {
-                    let _ = delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            multiple: false,
-                        })
-                        .await;
-                }
-                return;
+    let room = slots.num_permits();
+    let mut unused = Some((slots, held));
+    let mut ready = Vec::with_capacity(carried.len());
+    let mut to_claim = Vec::new();
+    for job in carried {
+        match job {
+            Carried::Whole(mut job) if !delivery.redelivered => {
+                job.attempts += 1;
+                ready.push(job);
             }
-        };
-    for ((delivery, _, _), id) in batch.iter().zip(&ids) {
-        if delivery.redelivered {
-            match jobs::claim_one(&services.db, id, now, real_now, lease_ms, worker, true).await {
-                Ok(Some(job)) => claimed.push(job),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "cannot claim a redelivered job; it will come back")
-                }
+            Carried::Whole(job) => to_claim.push(job.id),
+            Carried::Id(id) => to_claim.push(id),
+        }
+    }
+    if !to_claim.is_empty() {
+        let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+        match jobs::claim_many(
+            &services.db,
+            &to_claim,
+            services.clock.now_ms(),
+            chrono::Utc::now().timestamp_millis(),
+            lease_ms,
+            worker,
+            delivery.redelivered,
+        )
+        .await
+        {
+            Ok(claimed) => ready.extend(claimed),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim delivered jobs; the message goes back to the queue");
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await;
+                return;
             }
         }
     }
-    for ((delivery, slot, held), id) in batch.into_iter().zip(ids) {
-        let job = claimed
-            .iter()
-            .position(|j| j.id == id)
-            .map(|i| claimed.swap_remove(i));
+    let mut running = tokio::task::JoinSet::new();
+    let mut dead = Vec::new();
+    for job in ready {
+        if running.len() >= room
+            && let Some(Ok((id, Finished::Dead))) = running.join_next().await
+        {
+            dead.push(id);
+        }
+        // Each job holds its own share of the room and gives it back as soon as it ends,
+        // so the next message can start.
+        let room = match &mut unused {
+            Some((slots, held)) if slots.num_permits() > 1 => slots.split(1).zip(held.split(1)),
+            _ => unused.take(),
+        };
         let services = services.clone();
         let registry = registry.clone();
-        tokio::spawn(async move {
-            // No job claimed: done, dead, running elsewhere, or unknown; nothing to do.
-            let finished = match job {
-                Some(job) => runner::run(&services, &registry, job).await,
-                None => Finished::Done,
-            };
-            // The outcome is committed: only now is the message settled.
-            let settled = match finished {
-                Finished::Dead => {
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: false,
-                            multiple: false,
-                        })
-                        .await
-                }
-                Finished::Done | Finished::Retrying => {
-                    delivery.ack(BasicAckOptions::default()).await
-                }
-            };
-            if let Err(e) = settled {
-                tracing::debug!(job = %id, error = %e, "could not settle a delivery; it will be redelivered and found finished");
-            }
-            drop((slot, held));
+        running.spawn(async move {
+            let id = job.id.clone();
+            let finished = runner::run(&services, &registry, job).await;
+            drop(room);
+            (id, finished)
         });
+    }
+    drop(unused);
+    while let Some(finished) = running.join_next().await {
+        if let Ok((id, Finished::Dead)) = finished {
+            dead.push(id);
+        }
+    }
+    // Every outcome is committed: only now is the message settled.
+    if !dead.is_empty() {
+        // The database row is the truth (state dead, every attempt kept); the broker's
+        // dead-letter queue gets a copy for whoever watches it.
+        let copy = channel
+            .basic_publish(
+                dead_letters(&services.config).as_str().into(),
+                delivery.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                dead.join("\n").as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await;
+        if let Err(e) = copy {
+            tracing::debug!(error = %e, "could not copy dead jobs to the dead-letter exchange");
+        }
+    }
+    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+        tracing::debug!(error = %e, "could not ack a message; it will be redelivered and its jobs found finished");
     }
 }

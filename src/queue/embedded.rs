@@ -1,7 +1,8 @@
 //! The embedded transport: the jobs table is the queue. Each queue has a claim loop that
 //! takes due rows under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on
 //! SQLite) up to its concurrency, woken in-process or by `NOTIFY`, polling as a fallback.
-//! A lease that expires means a crashed worker: the row is claimed again.
+//! A lease that expires means a crashed worker: the row goes back to the queue and is claimed
+//! again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,10 @@ pub async fn run(
     worker: String,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut loops = Vec::new();
+    let mut loops = vec![tokio::spawn(rescue_loop(
+        services.clone(),
+        shutdown.clone(),
+    ))];
     for queue in queues {
         loops.push(tokio::spawn(claim_loop(
             services.clone(),
@@ -33,6 +37,45 @@ pub async fn run(
     }
     for handle in loops {
         let _ = handle.await;
+    }
+}
+
+/// Puts the jobs of crashed workers (their lease ran out) back in the queue, checking every
+/// half lease (at most every 5 s), and wakes the claim loops when it found any. At start it
+/// also takes back jobs left queued in a broker by an earlier AMQP deployment.
+async fn rescue_loop(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+    match jobs::adopt_published(&services.db, services.clock.now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            adopted = n,
+            "queued jobs once handed to a broker run here now"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot look for jobs handed to a broker"),
+    }
+    let lease_ms = services.config.queue.lease_seconds * 1000;
+    let every = Duration::from_millis((lease_ms / 2).clamp(100, 5_000));
+    while !*shutdown.borrow() {
+        match jobs::rescue_expired(
+            &services.db,
+            chrono::Utc::now().timestamp_millis(),
+            services.clock.now_ms(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    rescued = n,
+                    "jobs of workers that died went back to the queue"
+                );
+                services.queue.wake();
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot look for expired leases now"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
     }
 }
 

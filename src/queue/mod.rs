@@ -5,6 +5,7 @@
 
 pub mod amqp;
 pub mod cron;
+pub mod effects;
 pub mod embedded;
 pub mod retry;
 pub mod runner;
@@ -81,9 +82,49 @@ pub struct JobContext {
     pub services: Arc<crate::app::Services>,
     pub job_id: String,
     pub attempt: i64,
+    /// Effects on a transaction of their own instead of a group commit (a re-run after
+    /// another job spoiled the batch, and direct calls from tests).
+    solo: bool,
+    flags: effects::SharedFlags,
+}
+
+impl From<effects::EffectError> for JobError {
+    fn from(e: effects::EffectError) -> Self {
+        JobError::Retry(e.into())
+    }
 }
 
 impl JobContext {
+    /// A context for running a job by hand (tests, tools): its effect commits on its own.
+    pub fn new(services: Arc<crate::app::Services>, job_id: String, attempt: i64) -> JobContext {
+        JobContext {
+            services,
+            job_id,
+            attempt,
+            solo: true,
+            flags: Default::default(),
+        }
+    }
+
+    pub(crate) fn for_runner(
+        services: Arc<crate::app::Services>,
+        job_id: String,
+        attempt: i64,
+        solo: bool,
+    ) -> JobContext {
+        JobContext {
+            services,
+            job_id,
+            attempt,
+            solo,
+            flags: Default::default(),
+        }
+    }
+
+    pub(crate) fn flags(&self) -> &effects::EffectFlags {
+        &self.flags
+    }
+
     pub fn db(&self) -> &Db {
         &self.services.db
     }
@@ -98,18 +139,96 @@ impl JobContext {
     }
 
     /// Opens the transaction a handler's effect commits in, with the record of `key`
-    /// already written; `None` when an earlier run committed that effect (do nothing).
-    /// On PostgreSQL a concurrent run with the same key waits here for the first to commit.
-    pub async fn begin_effect(&self, kind: &str, key: &str) -> Result<Option<Tx>, JobError> {
-        let mut tx = self.db().begin().await?;
+    /// and the job's completion already written; `None` when an earlier run committed that
+    /// effect (do nothing). The transaction is usually a share of a group commit
+    /// (`queue::effects`): write the effect, then [`EffectTx::commit`] at once, with no
+    /// outside calls in between. On PostgreSQL a concurrent run with the same key waits
+    /// here for the first to commit.
+    pub async fn begin_effect(&self, kind: &str, key: &str) -> Result<Option<EffectTx>, JobError> {
+        let mut tx = if self.solo {
+            EffectTx {
+                held: Held::Own(self.db().begin().await?),
+                flags: self.flags.clone(),
+            }
+        } else {
+            EffectTx {
+                held: Held::Shared(self.services.effects.borrow().await?),
+                flags: self.flags.clone(),
+            }
+        };
         let now = self.clock().now_ms();
-        if jobs::record_effect(&mut tx, kind, key, now).await? {
-            // The job is done when its effect commits: one transaction for both.
-            jobs::mark_done_in(&mut tx, &self.job_id, now).await?;
+        // The job is done when its effect commits: one transaction for both.
+        if jobs::record_effect_and_done(
+            &mut tx,
+            self.db().backend(),
+            kind,
+            key,
+            (&self.job_id, self.attempt),
+            now,
+        )
+        .await?
+        {
             Ok(Some(tx))
         } else {
-            tx.rollback().await?;
+            // Nothing written: handing the transaction back whole spoils nothing.
+            tx.finish(false).await?;
             Ok(None)
+        }
+    }
+}
+
+/// The transaction of one job's effect (see [`JobContext::begin_effect`]); use it as a
+/// [`Tx`]. Dropped without [`EffectTx::commit`], nothing of the effect is committed.
+pub struct EffectTx {
+    held: Held,
+    flags: effects::SharedFlags,
+}
+
+enum Held {
+    Own(Tx),
+    Shared(effects::Effect),
+}
+
+impl EffectTx {
+    /// Commits the effect with its idempotency record and the job's completion.
+    pub async fn commit(self) -> Result<(), JobError> {
+        self.finish(true).await
+    }
+
+    async fn finish(self, completes_job: bool) -> Result<(), JobError> {
+        match self.held {
+            Held::Own(tx) => tx.commit().await?,
+            Held::Shared(effect) => {
+                if let Err(e) = effect.commit().await {
+                    if matches!(e, effects::EffectError::BatchRolledBack) {
+                        self.flags.rerun.store(true, Ordering::Relaxed);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        if completes_job {
+            self.flags.completed.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for EffectTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        match &self.held {
+            Held::Own(tx) => tx,
+            Held::Shared(effect) => effect,
+        }
+    }
+}
+
+impl std::ops::DerefMut for EffectTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        match &mut self.held {
+            Held::Own(tx) => tx,
+            Held::Shared(effect) => effect,
         }
     }
 }

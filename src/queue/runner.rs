@@ -2,6 +2,7 @@
 //! outcome recorded (done, retry with backoff, or dead with every attempt's error kept) and
 //! counted in the metrics. Both transports call this.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde_json::json;
@@ -34,12 +35,17 @@ pub async fn run(
         let handler = registry
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
-        let ctx = JobContext {
-            services: services.clone(),
-            job_id: job.id.clone(),
-            attempt: job.attempts,
-        };
-        handler(ctx, &job.payload)?.await
+        let ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, false);
+        let result = handler(ctx.clone(), &job.payload)?.await;
+        if result.is_err() && ctx.flags().rerun.load(Ordering::Relaxed) {
+            // Another job spoiled the group commit this effect was in: nothing of it was
+            // committed. Run again at once, on a transaction of its own.
+            tracing::debug!("group commit rolled back by another job; running again alone");
+            let solo = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, true);
+            let again = handler(solo.clone(), &job.payload)?.await;
+            return again.map(|outcome| (outcome, solo.flags().completed.load(Ordering::Relaxed)));
+        }
+        result.map(|outcome| (outcome, ctx.flags().completed.load(Ordering::Relaxed)))
     }
     .instrument(span.clone());
     tokio::pin!(work);
@@ -62,14 +68,17 @@ pub async fn run(
     metrics::histogram!("beian_job_run_seconds", "queue" => job.queue.clone()).record(run_secs);
     let now = services.clock.now_ms();
     match result {
-        Ok(outcome) => {
+        Ok((outcome, completed)) => {
             let label = if outcome == Outcome::Duplicate {
                 "duplicate"
             } else {
                 "done"
             };
             count(&job, label);
-            if let Err(e) = jobs::mark_done(&services.db, &job.id, now).await {
+            // An effect committed marks the job done with it; otherwise mark it now.
+            if !completed
+                && let Err(e) = jobs::mark_done(&services.db, &job.id, job.attempts, now).await
+            {
                 // The effect is committed; a re-run finds its key and does nothing.
                 span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
             }
@@ -86,16 +95,24 @@ pub async fn run(
             let stored = if permanent || job.attempts >= job.max_attempts {
                 count(&job, "dead");
                 span.in_scope(|| tracing::error!(error = %message, permanent, "job is dead"));
-                jobs::mark_dead(&services.db, &job.id, &message, &history, now)
+                jobs::mark_dead(&services.db, &job.id, job.attempts, &message, &history, now)
                     .await
                     .map(|_| Finished::Dead)
             } else {
                 count(&job, "retried");
                 let delay = retry::backoff_ms(&settings, job.attempts);
                 span.in_scope(|| tracing::warn!(error = %message, retry_in_ms = delay, "job failed; will retry"));
-                jobs::mark_retry(&services.db, &job.id, now + delay, &message, &history, now)
-                    .await
-                    .map(|_| Finished::Retrying)
+                jobs::mark_retry(
+                    &services.db,
+                    &job.id,
+                    job.attempts,
+                    now + delay,
+                    &message,
+                    &history,
+                    now,
+                )
+                .await
+                .map(|_| Finished::Retrying)
             };
             match stored {
                 Ok(finished) => finished,

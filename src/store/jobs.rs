@@ -6,8 +6,9 @@ use sqlx::any::AnyRow;
 
 use super::{Backend, Db, DbResult, Tx};
 
-/// A job as a worker holds it after claiming it.
-#[derive(Debug, Clone)]
+/// A job as a worker holds it: claimed from the table, or carried whole by an AMQP message
+/// (then `attempts` counts this run too, and the row is still `queued` while it runs).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClaimedJob {
     pub id: String,
     pub queue: String,
@@ -155,23 +156,71 @@ pub async fn notify(tx: &mut Tx, channel: &str, payload: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Records that the effect of (kind, key) is committed (in the effect's transaction);
-/// false when it was already recorded.
-pub async fn record_effect(tx: &mut Tx, kind: &str, key: &str, now_ms: i64) -> DbResult<bool> {
-    let done = sqlx::query(
-        "INSERT INTO job_effects (kind, idem_key, done_at) VALUES ($1, $2, $3)
-         ON CONFLICT (kind, idem_key) DO NOTHING",
-    )
-    .bind(kind)
-    .bind(key)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// Records that the effect of (kind, key) is committed and marks job `job_id` done, in the
+/// effect's transaction; false (and nothing written) when the effect was already recorded.
+/// One statement on PostgreSQL.
+pub async fn record_effect_and_done(
+    tx: &mut Tx,
+    backend: Backend,
+    kind: &str,
+    key: &str,
+    (job_id, attempt): (&str, i64),
+    now_ms: i64,
+) -> DbResult<bool> {
+    match backend {
+        Backend::Postgres => {
+            let recorded: i64 = sqlx::query_scalar(
+                "WITH effect AS (
+                     INSERT INTO job_effects (kind, idem_key, done_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (kind, idem_key) DO NOTHING RETURNING 1),
+                 done AS (
+                     UPDATE jobs SET state = 'done', attempts = $5, finished_at = $3,
+                         updated_at = $3, lease_until = NULL
+                     WHERE id = $4 AND state IN ('running', 'queued')
+                         AND EXISTS (SELECT 1 FROM effect))
+                 SELECT COUNT(*) FROM effect",
+            )
+            .bind(kind)
+            .bind(key)
+            .bind(now_ms)
+            .bind(job_id)
+            .bind(attempt)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(recorded == 1)
+        }
+        Backend::Sqlite => {
+            let recorded = sqlx::query(
+                "INSERT INTO job_effects (kind, idem_key, done_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, idem_key) DO NOTHING",
+            )
+            .bind(kind)
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if recorded {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'done', attempts = $3, finished_at = $2,
+                         updated_at = $2, lease_until = NULL
+                     WHERE id = $1 AND state IN ('running', 'queued')",
+                )
+                .bind(job_id)
+                .bind(now_ms)
+                .bind(attempt)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(recorded)
+        }
+    }
 }
 
-/// Claims up to `limit` due jobs of `queue` (queued and due, or running with an expired
-/// lease: a crashed worker's). `now_ms` is the service clock; leases are real time.
+/// Claims up to `limit` due jobs of `queue` (`jobs_waiting`; the embedded transport never
+/// publishes, see [`adopt_published`]). `now_ms` is the service clock;
+/// leases are real time (a crashed worker's jobs come back through [`rescue_expired`]).
 pub async fn claim(
     db: &Db,
     queue: &str,
@@ -186,18 +235,16 @@ pub async fn claim(
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $4,
-             worker = $5, started_at = $2, updated_at = $2
-         WHERE id IN (SELECT id FROM jobs WHERE queue = $1
-             AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_until < $3))
-             ORDER BY run_at LIMIT $6 {lock})
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3,
+             worker = $4, started_at = $2, updated_at = $2
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = 'queued' AND NOT published
+             AND run_at <= $2 ORDER BY run_at LIMIT $5 {lock})
          RETURNING {CLAIMED_COLUMNS}"
     );
     // One statement: atomic on its own (SQLite takes its write lock for it).
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(queue)
         .bind(now_ms)
-        .bind(real_now_ms)
         .bind(real_now_ms + lease_ms)
         .bind(worker)
         .bind(limit)
@@ -206,37 +253,11 @@ pub async fn claim(
     rows.iter().map(claimed).collect()
 }
 
-/// Claims one job by id (AMQP delivery). `steal` takes it even from a live lease (the
-/// broker redelivered it, so its holder's channel is gone).
-pub async fn claim_one(
-    db: &Db,
-    id: &str,
-    now_ms: i64,
-    real_now_ms: i64,
-    lease_ms: i64,
-    worker: &str,
-    steal: bool,
-) -> DbResult<Option<ClaimedJob>> {
-    let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $3,
-             worker = $4, started_at = $5, updated_at = $5
-         WHERE id = $1 AND (state = 'queued' OR (state = 'running' AND (lease_until < $2 OR $6)))
-         RETURNING {CLAIMED_COLUMNS}"
-    );
-    // One statement: atomic on its own, no transaction round trips.
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(real_now_ms)
-        .bind(real_now_ms + lease_ms)
-        .bind(worker)
-        .bind(now_ms)
-        .bind(steal)
-        .fetch_optional(db.pool())
-        .await?;
-    row.as_ref().map(claimed).transpose()
-}
-
-/// Claims the queued (or lease-expired) jobs among `ids` in one statement.
+/// Claims the jobs among `ids` (one AMQP message) in one statement: queued ones, and running
+/// ones whose lease ran out, or, with `steal`, running ones whatever their lease (the broker
+/// redelivered the message, so the channel that held them is gone). The state test is a
+/// CASE so that no partial index of states is chosen over the primary key (with young
+/// statistics the planner did, reading every queued row per claim).
 pub async fn claim_many(
     db: &Db,
     ids: &[String],
@@ -244,28 +265,34 @@ pub async fn claim_many(
     real_now_ms: i64,
     lease_ms: i64,
     worker: &str,
+    steal: bool,
 ) -> DbResult<Vec<ClaimedJob>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut claimed_jobs = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 6)).collect();
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2,
+                 worker = $3, started_at = $4, updated_at = $4
+             WHERE id IN ({})
+                 AND CASE state WHEN 'queued' THEN TRUE WHEN 'running' THEN lease_until < $1 OR $5
+                     ELSE FALSE END
+             RETURNING {CLAIMED_COLUMNS}",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(real_now_ms)
+            .bind(real_now_ms + lease_ms)
+            .bind(worker)
+            .bind(now_ms)
+            .bind(steal);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(db.pool()).await? {
+            claimed_jobs.push(claimed(&row)?);
+        }
     }
-    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 5)).collect();
-    let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2,
-             worker = $3, started_at = $4, updated_at = $4
-         WHERE id IN ({}) AND (state = 'queued' OR (state = 'running' AND lease_until < $1))
-         RETURNING {CLAIMED_COLUMNS}",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(real_now_ms)
-        .bind(real_now_ms + lease_ms)
-        .bind(worker)
-        .bind(now_ms);
-    for id in ids {
-        query = query.bind(id);
-    }
-    let rows = query.fetch_all(db.pool()).await?;
-    rows.iter().map(claimed).collect()
+    Ok(claimed_jobs)
 }
 
 /// Extends a running job's lease (a long job's heartbeat).
@@ -278,44 +305,35 @@ pub async fn renew_lease(db: &Db, id: &str, lease_until_ms: i64) -> DbResult<()>
     Ok(())
 }
 
-pub async fn mark_done(db: &Db, id: &str, now_ms: i64) -> DbResult<()> {
+pub async fn mark_done(db: &Db, id: &str, attempts: i64, now_ms: i64) -> DbResult<()> {
     sqlx::query(
-        "UPDATE jobs SET state = 'done', finished_at = $2, updated_at = $2, lease_until = NULL
-         WHERE id = $1 AND state = 'running'",
+        "UPDATE jobs SET state = 'done', attempts = $3, finished_at = $2, updated_at = $2,
+             lease_until = NULL
+         WHERE id = $1 AND state IN ('running', 'queued')",
     )
     .bind(id)
     .bind(now_ms)
+    .bind(attempts)
     .execute(db.pool())
     .await?;
     Ok(())
 }
 
-/// Marks a job done inside its effect's transaction (see `JobContext::begin_effect`).
-pub async fn mark_done_in(tx: &mut Tx, id: &str, now_ms: i64) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'done', finished_at = $2, updated_at = $2, lease_until = NULL
-         WHERE id = $1 AND state = 'running'",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Back to the queue after a failed attempt, due again at `run_at_ms`.
+#[allow(clippy::too_many_arguments)]
 pub async fn mark_retry(
     db: &Db,
     id: &str,
+    attempts: i64,
     run_at_ms: i64,
     error: &str,
     history: &str,
     now_ms: i64,
 ) -> DbResult<()> {
     sqlx::query(
-        "UPDATE jobs SET state = 'queued', run_at = $2, last_error = $3, history = $4,
-             published = $6, lease_until = NULL, updated_at = $5
-         WHERE id = $1 AND state = 'running'",
+        "UPDATE jobs SET state = 'queued', attempts = $7, run_at = $2, last_error = $3,
+             history = $4, published = $6, lease_until = NULL, updated_at = $5
+         WHERE id = $1 AND state IN ('running', 'queued')",
     )
     .bind(id)
     .bind(run_at_ms)
@@ -323,21 +341,30 @@ pub async fn mark_retry(
     .bind(history)
     .bind(now_ms)
     .bind(false)
+    .bind(attempts)
     .execute(db.pool())
     .await?;
     Ok(())
 }
 
-pub async fn mark_dead(db: &Db, id: &str, error: &str, history: &str, now_ms: i64) -> DbResult<()> {
+pub async fn mark_dead(
+    db: &Db,
+    id: &str,
+    attempts: i64,
+    error: &str,
+    history: &str,
+    now_ms: i64,
+) -> DbResult<()> {
     sqlx::query(
-        "UPDATE jobs SET state = 'dead', last_error = $2, history = $3, finished_at = $4,
-             lease_until = NULL, updated_at = $4
-         WHERE id = $1 AND state = 'running'",
+        "UPDATE jobs SET state = 'dead', attempts = $5, last_error = $2, history = $3,
+             finished_at = $4, lease_until = NULL, updated_at = $4
+         WHERE id = $1 AND state IN ('running', 'queued')",
     )
     .bind(id)
     .bind(error)
     .bind(history)
     .bind(now_ms)
+    .bind(attempts)
     .execute(db.pool())
     .await?;
     Ok(())
@@ -390,48 +417,57 @@ pub async fn state_of(db: &Db, id: &str) -> DbResult<Option<String>> {
         .await
 }
 
-/// Due, unpublished jobs for the AMQP relay (oldest first), locked for the transaction so
-/// two relays do not publish the same rows (`SKIP LOCKED` on PostgreSQL; SQLite has one
-/// writer).
-pub async fn unpublished(
-    db: &Db,
+/// Takes up to `limit` due, unpublished jobs for the AMQP relay (in no particular order:
+/// ordering is not promised, and sorting a large backlog on every batch cost more than the
+/// rest of the relay): marks them
+/// published in the relay's transaction and returns (id, queue). The relay commits only once
+/// the broker confirmed every message; otherwise it rolls back and the rows are sent again.
+/// One relay works at a time: a transaction-scoped advisory lock on PostgreSQL (returns
+/// nothing when another relay holds it), the single writer on SQLite.
+pub async fn take_unpublished(
     tx: &mut Tx,
+    backend: Backend,
     now_ms: i64,
     limit: i64,
-) -> DbResult<Vec<(String, String)>> {
-    let lock = match db.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
+) -> DbResult<Vec<ClaimedJob>> {
+    if backend == Backend::Postgres {
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut **tx)
+            .await?;
+        if !mine {
+            return Ok(Vec::new());
+        }
+    }
     let sql = format!(
-        "SELECT id, queue FROM jobs WHERE published = $1 AND state = 'queued' AND run_at <= $2
-         ORDER BY run_at LIMIT $3 {lock}"
+        "UPDATE jobs SET published = $1
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND NOT published
+             AND run_at <= $2 LIMIT $3)
+         RETURNING {CLAIMED_COLUMNS}"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(false)
+        .bind(true)
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&mut **tx)
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("queue")?)))
-        .collect()
+    rows.iter().map(claimed).collect()
 }
 
-pub async fn mark_published(tx: &mut Tx, ids: &[String]) -> DbResult<()> {
-    for chunk in ids.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "UPDATE jobs SET published = $1 WHERE state = 'queued' AND id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(true);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+/// The advisory lock key of the AMQP relay ("beian relay").
+const RELAY_LOCK: i64 = 0x6265_6961_6e72_6c79;
+
+/// Takes back queued jobs that were handed to a broker (a deployment that moved from AMQP to
+/// the embedded transport), so embedded workers see them; returns how many.
+pub async fn adopt_published(db: &Db, now_ms: i64) -> DbResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET published = $1, updated_at = $2 WHERE state = 'queued' AND published",
+    )
+    .bind(false)
+    .bind(now_ms)
+    .execute(db.pool())
+    .await?
+    .rows_affected())
 }
 
 /// Running jobs whose lease expired (their worker died) go back to the queue unpublished,
@@ -509,18 +545,25 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> DbResult<Vec<JobView>> {
-    let rows = sqlx::query(
+    // The state is one of a few words, written into the text so the partial index of its
+    // rows can serve it (`jobs_dead`: the operator's usual question).
+    let state_filter = match state {
+        Some(s @ ("queued" | "running" | "done" | "dead")) => format!("state = '{s}'"),
+        Some(_) => "FALSE".to_string(),
+        None => "TRUE".to_string(),
+    };
+    let sql = format!(
         "SELECT id, queue, kind, idem_key, state, attempts, max_attempts, last_error, history, payload,
              run_at, created_at, updated_at
-         FROM jobs WHERE ($1 = '' OR state = $1) AND ($2 = '' OR queue = $2) AND id > $3
-         ORDER BY id LIMIT $4",
-    )
-    .bind(state.unwrap_or(""))
-    .bind(queue.unwrap_or(""))
-    .bind(after.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+         FROM jobs WHERE {state_filter} AND ($1 = '' OR queue = $1) AND id > $2
+         ORDER BY id LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(queue.unwrap_or(""))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|r| {
             let ms = |c: &str| -> DbResult<String> { Ok(crate::clock::rfc3339(r.try_get(c)?)) };

@@ -380,10 +380,7 @@ pub async fn run_intake(app: &TestApp, filing_id: &str) -> beian::queue::Outcome
     let job = beian::workers::filing_intake::FilingIntake {
         filing_id: filing_id.to_string(),
     };
-    let ctx = beian::queue::JobContext {
-        services: app.services().clone(),
-        job_id: format!("by-hand-{filing_id}"),
-        attempt: 1,
-    };
+    let ctx =
+        beian::queue::JobContext::new(app.services().clone(), format!("by-hand-{filing_id}"), 1);
     job.run(ctx).await.expect("intake runs")
 }
