@@ -26,7 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_scalar::{Scalar, Servable};
+use utoipa_scalar::Scalar;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -58,16 +58,32 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(vehicles::routes())
         .merge(test_clock::routes())
         .split_for_parts();
-    let openapi_json = openapi.clone();
+    // Rendered once: a handler is cloned for every request, so it holds shared bytes, not
+    // the document (cloning the document per request cost a deep copy of every schema).
+    let openapi_json = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi).expect("the OpenAPI document serializes"),
+    );
+    let docs_html = axum::body::Bytes::from(Scalar::new(openapi).to_html());
     let app = api
         .route(
             "/openapi.json",
             get(move || {
-                let doc = openapi_json.clone();
-                async move { axum::Json(doc) }
+                let body = openapi_json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
             }),
         )
-        .merge(Scalar::with_url("/docs", openapi));
+        .route(
+            "/docs",
+            get(move || {
+                let body = docs_html.clone();
+                async move { axum::response::Html(body) }
+            }),
+        );
     finish(app, state)
 }
 
