@@ -1,8 +1,10 @@
 //! Benchmarks that print figures. `beian bench jobs`: throughput and latency of the job
 //! runtime on the configured database and transport, with a job whose effect is one row
-//! committed with its idempotency key. `beian bench filings`: see [`filings`].
+//! committed with its idempotency key. `beian bench timers`: see [`timers`].
+//! `beian bench filings`: see [`filings`].
 
 mod filings;
+mod timers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,14 @@ pub enum BenchCommand {
     Jobs {
         #[arg(long, default_value_t = 20_000)]
         count: usize,
+    },
+    /// Schedule N durable timers due over the next seconds: firing lag (due -> job start).
+    Timers {
+        #[arg(long, default_value_t = 5_000)]
+        count: usize,
+        /// Spread the due times over this many seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
     },
     /// Submit filings over HTTP at a steady rate to a running copy of the service with a
     /// fake SMS gateway: submit -> code SMS latency p50/p99.
@@ -63,6 +73,7 @@ static LATENCIES: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new())
 pub async fn run(config: Config, what: BenchCommand) -> anyhow::Result<()> {
     match what {
         BenchCommand::Jobs { count } => jobs(config, count).await,
+        BenchCommand::Timers { count, seconds } => timers::run(config, count, seconds).await,
         BenchCommand::Filings { rate, seconds } => filings::run(config, rate, seconds).await,
     }
 }
@@ -75,27 +86,7 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let services = base.with_registry(registry);
     LATENCIES.lock().expect("lock").clear();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let queues = vec![Touch::QUEUE.to_string()];
-    let registry = services.registry.clone();
-    let workers = match config.queue.transport {
-        crate::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
-            services.clone(),
-            registry,
-            queues,
-            queue::worker_name(),
-            stop_rx,
-        )),
-        crate::config::Transport::Amqp => {
-            tokio::spawn(queue::amqp::run_relay(services.clone(), stop_rx.clone()));
-            tokio::spawn(queue::amqp::run_consumers(
-                services.clone(),
-                registry,
-                queues,
-                queue::worker_name(),
-                stop_rx,
-            ))
-        }
-    };
+    let workers = start_workers(&services, Touch::QUEUE, stop_rx);
     let started = Instant::now();
     let now = services.clock.now_ms();
     for chunk_start in (0..count).step_by(500) {
@@ -125,7 +116,7 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let _ = workers.await;
     let mut lat = LATENCIES.lock().expect("lock").clone();
     lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let pct = |p: f64| quantile(&lat, p);
     println!(
         "bench jobs: database={:?} transport={:?} jobs={count} enqueue={:.0}/s drain={:.0} jobs/s \
          enqueue->start p50={} ms p99={} ms rss={} MiB",
@@ -138,6 +129,40 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
         rss_mib()
     );
     Ok(())
+}
+
+/// Workers (and, on AMQP, the relay) for one queue, until `stop` turns true.
+fn start_workers(
+    services: &Arc<crate::app::Services>,
+    queue_name: &str,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let queues = vec![queue_name.to_string()];
+    let registry = services.registry.clone();
+    match services.config.queue.transport {
+        crate::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
+            services.clone(),
+            registry,
+            queues,
+            queue::worker_name(),
+            stop,
+        )),
+        crate::config::Transport::Amqp => {
+            tokio::spawn(queue::amqp::run_relay(services.clone(), stop.clone()));
+            tokio::spawn(queue::amqp::run_consumers(
+                services.clone(),
+                registry,
+                queues,
+                queue::worker_name(),
+                stop,
+            ))
+        }
+    }
+}
+
+/// The p-th quantile of sorted values.
+fn quantile(sorted: &[i64], p: f64) -> i64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 /// Resident memory of this process, from /proc.
