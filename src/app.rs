@@ -356,7 +356,8 @@ async fn listen_for_wakeups(services: Arc<Services>, mut stop: watch::Receiver<b
 /// Queue depth and pending timers as gauges, every few seconds.
 async fn report_gauges(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        if let Ok(counts) = crate::store::jobs::counts(&services.db, services.clock.now_ms()).await
+        if let Ok(counts) =
+            crate::store::jobs::open_counts(&services.db, services.clock.now_ms()).await
         {
             for queue in crate::config::QUEUES {
                 for state in ["ready", "running", "scheduled", "retrying", "dead"] {

@@ -205,6 +205,14 @@ async fn retries_then_dead_then_replayed(backend: Backend) {
     assert_eq!(effects(&services, &tag).await, 0);
     let (_, overview) = app.get("/v1/admin/queues", ADMIN).await;
     assert!(overview.to_string().contains("dead"));
+    // The depth gauge's counts (partial indexes only) see the dead job.
+    let counts = beian::store::jobs::open_counts(&services.db, services.clock.now_ms())
+        .await
+        .unwrap();
+    assert!(
+        counts.contains(&("testq".to_string(), "dead".to_string(), 1)),
+        "{counts:?}"
+    );
 
     fail_until(&tag, 0);
     let path = format!("/v1/admin/jobs/{}/retry", dead["id"].as_str().unwrap());

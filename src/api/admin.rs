@@ -47,7 +47,8 @@ pub struct Queues {
 async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Queues>> {
     caller.require(&[Role::Admin])?;
     let now = state.clock.now_ms();
-    let counts = jobs::counts(&state.db, now).await?;
+    let counts = jobs::open_counts(&state.db, now).await?;
+    let done = jobs::done_counts(&state.db).await?;
     let recent = jobs::recently_done(&state.db, now - 60_000).await?;
     let count = |queue: &str, bucket: &str| {
         counts
@@ -65,7 +66,11 @@ async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<axum
             scheduled: count(q, "scheduled"),
             retrying: count(q, "retrying"),
             dead: count(q, "dead"),
-            done: count(q, "done"),
+            done: done
+                .iter()
+                .find(|(name, _)| name == q)
+                .map(|(_, n)| *n)
+                .unwrap_or(0),
             throughput_per_minute: recent
                 .iter()
                 .find(|(name, _)| name == q)

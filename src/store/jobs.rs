@@ -485,22 +485,56 @@ pub async fn rescue_expired(db: &Db, real_now_ms: i64, now_ms: i64) -> DbResult<
     .rows_affected())
 }
 
-/// Counts by queue and state, for `/v1/admin/queues` and the depth gauge.
-pub async fn counts(db: &Db, now_ms: i64) -> DbResult<Vec<(String, String, i64)>> {
+/// Counts of unfinished and dead jobs by queue and state (`ready`, `scheduled`, `retrying`,
+/// `running`, `dead`), for the depth gauge every few seconds: each part reads only a partial
+/// index, never the finished jobs. Queued jobs handed to a broker are `ready`.
+pub async fn open_counts(db: &Db, now_ms: i64) -> DbResult<Vec<(String, String, i64)>> {
     let rows = sqlx::query(
         "SELECT queue,
-             CASE WHEN state = 'queued' AND run_at > $1 AND attempts > 0 THEN 'retrying'
-                  WHEN state = 'queued' AND run_at > $1 THEN 'scheduled'
-                  WHEN state = 'queued' THEN 'ready'
-                  ELSE state END AS bucket,
+             CASE WHEN run_at > $1 AND attempts > 0 THEN 'retrying'
+                  WHEN run_at > $1 THEN 'scheduled'
+                  ELSE 'ready' END AS bucket,
              COUNT(*) AS n
-         FROM jobs GROUP BY queue, bucket",
+         FROM jobs WHERE state = 'queued' AND NOT published GROUP BY queue, bucket
+         UNION ALL
+         SELECT queue, 'ready' AS bucket, COUNT(*) AS n
+         FROM jobs WHERE state = 'queued' AND published GROUP BY queue
+         UNION ALL
+         SELECT queue, 'running' AS bucket, COUNT(*) AS n
+         FROM jobs WHERE state = 'running' GROUP BY queue
+         UNION ALL
+         SELECT queue, 'dead' AS bucket, COUNT(*) AS n
+         FROM jobs WHERE state = 'dead' GROUP BY queue",
     )
     .bind(now_ms)
     .fetch_all(db.pool())
     .await?;
+    let mut counts: Vec<(String, String, i64)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (queue, bucket, n): (String, String, i64) = (
+            row.try_get("queue")?,
+            row.try_get("bucket")?,
+            row.try_get("n")?,
+        );
+        match counts
+            .iter_mut()
+            .find(|(q, b, _)| *q == queue && *b == bucket)
+        {
+            Some((_, _, total)) => *total += n,
+            None => counts.push((queue, bucket, n)),
+        }
+    }
+    Ok(counts)
+}
+
+/// Finished jobs by queue (kept until pruned), for `/v1/admin/queues`.
+pub async fn done_counts(db: &Db) -> DbResult<Vec<(String, i64)>> {
+    let rows =
+        sqlx::query("SELECT queue, COUNT(*) AS n FROM jobs WHERE state = 'done' GROUP BY queue")
+            .fetch_all(db.pool())
+            .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("queue")?, r.try_get("bucket")?, r.try_get("n")?)))
+        .map(|r| Ok((r.try_get("queue")?, r.try_get("n")?)))
         .collect()
 }
 
