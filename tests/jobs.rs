@@ -316,6 +316,35 @@ async fn permanent_error_goes_straight_to_dead(backend: Backend) {
     app.stop().await;
 }
 
+/// A deployment moving from RabbitMQ back to the embedded transport: a queued job that was
+/// handed to the broker is taken back by the embedded workers and runs (promise 1).
+async fn job_handed_to_a_broker_runs_after_moving_to_embedded(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = services_with_test_jobs(app.services());
+    let tag = format!("adopted-{backend:?}");
+    enqueue(
+        &services,
+        &Flaky {
+            tag: tag.clone(),
+            permanent: false,
+        },
+    )
+    .await;
+    sqlx::query("UPDATE jobs SET published = $1 WHERE idem_key = $2")
+        .bind(true)
+        .bind(&tag)
+        .execute(services.db.pool())
+        .await
+        .unwrap();
+    let workers = TestWorkers::start(&services, "w1");
+    eventually(20, "the job once handed to a broker to run", || async {
+        (effects(&services, &tag).await == 1).then_some(())
+    })
+    .await;
+    workers.stop().await;
+    app.stop().await;
+}
+
 /// Joins a group commit (`queue::effects`); the one with `spoil` fails inside its effect.
 #[derive(Serialize, Deserialize)]
 struct Grouped {
@@ -568,4 +597,5 @@ on_every_deployment! {
 
 on_both_databases! {
     spoiled_group_commit_rolls_back_every_share => spoiled_group_commit_rolls_back_every_share;
+    embedded_takes_back_jobs_left_in_a_broker => job_handed_to_a_broker_runs_after_moving_to_embedded;
 }
