@@ -49,7 +49,7 @@ impl Job for NotifyDecision {
             registry::find_vehicle(&mut **tx, &filing.plate_type, &filing.plate_number).await?;
         let filer = registry::find_driver(&mut **tx, &filing.filer_id).await?;
         let owner_user = match &vehicle {
-            Some(v) => filings::driver_by_id_number(ctx.db(), &v.fields.owner_id_number).await?,
+            Some(v) => filings::driver_by_id_number(&mut **tx, &v.fields.owner_id_number).await?,
             None => None,
         };
         let word = wording(&self.decision);

@@ -179,17 +179,33 @@ async fn relay_session(
         }
         if last_rescue.elapsed() > Duration::from_secs(5) {
             last_rescue = std::time::Instant::now();
-            let rescued = jobs::rescue_expired(
+            match jobs::rescue_expired(
                 &services.db,
                 chrono::Utc::now().timestamp_millis(),
                 services.clock.now_ms(),
             )
-            .await?;
-            if rescued > 0 {
-                tracing::warn!(rescued, "jobs of workers that died went back to the queue");
+            .await
+            {
+                Ok(0) => {}
+                Ok(rescued) => {
+                    tracing::warn!(rescued, "jobs of workers that died went back to the queue")
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot look for expired leases now"),
             }
         }
-        let published = publish_due(services, &channel).await?;
+        let published = match publish_due(services, &channel).await {
+            Ok(n) => n,
+            // The database, not the broker, failed: keep the connection and try again soon.
+            Err(e) if e.downcast_ref::<sqlx::Error>().is_some() => {
+                tracing::debug!(error = %e, "the relay cannot read the outbox now");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if published as i64 >= PUBLISH_BATCH {
             continue;
         }
@@ -505,6 +521,8 @@ async fn run_message(
             Ok(claimed) => ready.extend(claimed),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim delivered jobs; the message goes back to the queue");
+                // Not at once: while the database is down, a message would bounce in a loop.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 let _ = delivery
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -517,11 +535,16 @@ async fn run_message(
     }
     let mut running = tokio::task::JoinSet::new();
     let mut dead = Vec::new();
+    let mut unrecorded = false;
+    let mut settle =
+        |finished: Option<Result<(String, Finished), tokio::task::JoinError>>| match finished {
+            Some(Ok((id, Finished::Dead))) => dead.push(id),
+            Some(Ok((_, Finished::Unrecorded))) | Some(Err(_)) => unrecorded = true,
+            _ => {}
+        };
     for job in ready {
-        if running.len() >= room
-            && let Some(Ok((id, Finished::Dead))) = running.join_next().await
-        {
-            dead.push(id);
+        if running.len() >= room {
+            settle(running.join_next().await);
         }
         // Each job holds its own share of the room and gives it back as soon as it ends,
         // so the next message can start.
@@ -540,11 +563,9 @@ async fn run_message(
     }
     drop(unused);
     while let Some(finished) = running.join_next().await {
-        if let Ok((id, Finished::Dead)) = finished {
-            dead.push(id);
-        }
+        settle(Some(finished));
     }
-    // Every outcome is committed: only now is the message settled.
+    // Every outcome is committed (or known not to be): only now is the message settled.
     if !dead.is_empty() {
         // The database row is the truth (state dead, every attempt kept); the broker's
         // dead-letter queue gets a copy for whoever watches it.
@@ -560,6 +581,22 @@ async fn run_message(
         if let Err(e) = copy {
             tracing::debug!(error = %e, "could not copy dead jobs to the dead-letter exchange");
         }
+    }
+    if unrecorded {
+        // An outcome is not in the database (it is unreachable): the message must come
+        // back, or a job run from it would stay queued and published for good. Jobs of the
+        // message that did finish are found finished when it returns.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await
+        {
+            tracing::debug!(error = %e, "could not return a message; the broker redelivers it when the channel closes");
+        }
+        return;
     }
     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
         tracing::debug!(error = %e, "could not ack a message; it will be redelivered and its jobs found finished");

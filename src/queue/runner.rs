@@ -19,6 +19,9 @@ pub enum Finished {
     Done,
     Retrying,
     Dead,
+    /// The outcome could not be written (the database is unreachable): the job must come
+    /// back. A claimed job does when its lease expires; an AMQP message is not acked.
+    Unrecorded,
 }
 
 pub async fn run(
@@ -48,6 +51,8 @@ pub async fn run(
         result.map(|outcome| (outcome, ctx.flags().completed.load(Ordering::Relaxed)))
     }
     .instrument(span.clone());
+    // A panicking handler is a failed attempt like any other, recorded and retried.
+    let work = futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
     tokio::pin!(work);
     // A job that runs long keeps its lease: renewed every third of it, so no other worker
     // takes it for a crashed one.
@@ -55,7 +60,14 @@ pub async fn run(
     let renew_every = std::time::Duration::from_millis((lease_ms / 3).max(200) as u64);
     let result = loop {
         tokio::select! {
-            done = &mut work => break done,
+            done = &mut work => break done.unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(JobError::retry(format!("the handler panicked: {what}")))
+            }),
             _ = tokio::time::sleep(renew_every) => {
                 let until = chrono::Utc::now().timestamp_millis() + lease_ms;
                 if let Err(e) = jobs::renew_lease(&services.db, &job.id, until).await {
@@ -76,16 +88,21 @@ pub async fn run(
             };
             count(&job, label);
             // An effect committed marks the job done with it; otherwise mark it now.
-            if !completed
-                && let Err(e) = jobs::mark_done(&services.db, &job.id, job.attempts, now).await
-            {
-                // The effect is committed; a re-run finds its key and does nothing.
-                span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
-            }
             span.in_scope(|| {
                 tracing::debug!(outcome = label, ms = run_secs * 1000.0, "job finished")
             });
-            Finished::Done
+            // An effect committed marks the job done with it; otherwise mark it now.
+            if completed {
+                return Finished::Done;
+            }
+            match jobs::mark_done(&services.db, &job.id, job.attempts, now).await {
+                Ok(()) => Finished::Done,
+                Err(e) => {
+                    // The effect is committed; a re-run finds its key and does nothing.
+                    span.in_scope(|| tracing::warn!(error = %e, "could not mark the job done; it will run again as a duplicate"));
+                    Finished::Unrecorded
+                }
+            }
         }
         Err(error) => {
             let message = error.to_string();
@@ -117,9 +134,9 @@ pub async fn run(
             match stored {
                 Ok(finished) => finished,
                 Err(e) => {
-                    // The lease will expire and the job run again: nothing is lost.
+                    // The job comes back (lease expiry, or the message not acked).
                     span.in_scope(|| tracing::warn!(error = %e, "could not record the failure"));
-                    Finished::Retrying
+                    Finished::Unrecorded
                 }
             }
         }

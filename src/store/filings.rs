@@ -434,9 +434,12 @@ pub async fn service_key(db: &Db, name: &str) -> DbResult<Vec<u8>> {
 }
 
 /// The driver whose ID number owns a vehicle, if they are a registered driver.
-pub async fn driver_by_id_number(db: &Db, id_number: &str) -> DbResult<Option<String>> {
+pub async fn driver_by_id_number(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    id_number: &str,
+) -> DbResult<Option<String>> {
     sqlx::query_scalar("SELECT user_id FROM drivers WHERE id_number = $1 ORDER BY user_id LIMIT 1")
         .bind(id_number)
-        .fetch_optional(db.pool())
+        .fetch_optional(executor)
         .await
 }
