@@ -12,6 +12,9 @@
 //! own ([`EffectError::BatchRolledBack`]); their effects were never committed, and they are
 //! idempotent. Locks taken in an effect are held until the batch commits, so an effect must
 //! not wait on anything outside the database while it holds the transaction.
+//!
+//! [`EffectTx`] is what a handler holds: a share of a lane, or, on such a re-run (and when a
+//! job is run by hand), a transaction of its own.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::JobError;
 use crate::store::{Backend, Db, Tx};
 
 /// Why a borrowed effect did not commit.
@@ -244,3 +248,73 @@ pub struct EffectFlags {
 }
 
 pub type SharedFlags = Arc<EffectFlags>;
+
+/// The transaction of one job's effect (see [`crate::queue::JobContext::begin_effect`]); use it as a
+/// [`Tx`]. Dropped without [`EffectTx::commit`], nothing of the effect is committed.
+pub struct EffectTx {
+    held: Held,
+    flags: SharedFlags,
+}
+
+enum Held {
+    Own(Tx),
+    Shared(Effect),
+}
+
+impl EffectTx {
+    pub(crate) fn own(tx: Tx, flags: SharedFlags) -> EffectTx {
+        EffectTx {
+            held: Held::Own(tx),
+            flags,
+        }
+    }
+
+    pub(crate) fn shared(effect: Effect, flags: SharedFlags) -> EffectTx {
+        EffectTx {
+            held: Held::Shared(effect),
+            flags,
+        }
+    }
+
+    /// Commits the effect with its idempotency record and the job's completion.
+    pub async fn commit(self) -> Result<(), JobError> {
+        self.finish(true).await
+    }
+
+    pub(crate) async fn finish(self, completes_job: bool) -> Result<(), JobError> {
+        match self.held {
+            Held::Own(tx) => tx.commit().await?,
+            Held::Shared(effect) => {
+                if let Err(e) = effect.commit().await {
+                    if matches!(e, EffectError::BatchRolledBack) {
+                        self.flags.rerun.store(true, Ordering::Relaxed);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        if completes_job {
+            self.flags.completed.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for EffectTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        match &self.held {
+            Held::Own(tx) => tx,
+            Held::Shared(effect) => effect,
+        }
+    }
+}
+
+impl std::ops::DerefMut for EffectTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        match &mut self.held {
+            Held::Own(tx) => tx,
+            Held::Shared(effect) => effect,
+        }
+    }
+}

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::{Config, Transport};
 use crate::store::{Backend, Db, DbResult, Tx, jobs};
+pub use effects::EffectTx;
 
 /// A kind of background work: a struct with a serde payload and an idempotent handler.
 /// A new job is a struct and an impl (see `workers/`).
@@ -146,15 +147,9 @@ impl JobContext {
     /// here for the first to commit.
     pub async fn begin_effect(&self, kind: &str, key: &str) -> Result<Option<EffectTx>, JobError> {
         let mut tx = if self.solo {
-            EffectTx {
-                held: Held::Own(self.db().begin().await?),
-                flags: self.flags.clone(),
-            }
+            EffectTx::own(self.db().begin().await?, self.flags.clone())
         } else {
-            EffectTx {
-                held: Held::Shared(self.services.effects.borrow().await?),
-                flags: self.flags.clone(),
-            }
+            EffectTx::shared(self.services.effects.borrow().await?, self.flags.clone())
         };
         let now = self.clock().now_ms();
         // The job is done when its effect commits: one transaction for both.
@@ -173,62 +168,6 @@ impl JobContext {
             // Nothing written: handing the transaction back whole spoils nothing.
             tx.finish(false).await?;
             Ok(None)
-        }
-    }
-}
-
-/// The transaction of one job's effect (see [`JobContext::begin_effect`]); use it as a
-/// [`Tx`]. Dropped without [`EffectTx::commit`], nothing of the effect is committed.
-pub struct EffectTx {
-    held: Held,
-    flags: effects::SharedFlags,
-}
-
-enum Held {
-    Own(Tx),
-    Shared(effects::Effect),
-}
-
-impl EffectTx {
-    /// Commits the effect with its idempotency record and the job's completion.
-    pub async fn commit(self) -> Result<(), JobError> {
-        self.finish(true).await
-    }
-
-    async fn finish(self, completes_job: bool) -> Result<(), JobError> {
-        match self.held {
-            Held::Own(tx) => tx.commit().await?,
-            Held::Shared(effect) => {
-                if let Err(e) = effect.commit().await {
-                    if matches!(e, effects::EffectError::BatchRolledBack) {
-                        self.flags.rerun.store(true, Ordering::Relaxed);
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        if completes_job {
-            self.flags.completed.store(true, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for EffectTx {
-    type Target = Tx;
-    fn deref(&self) -> &Tx {
-        match &self.held {
-            Held::Own(tx) => tx,
-            Held::Shared(effect) => effect,
-        }
-    }
-}
-
-impl std::ops::DerefMut for EffectTx {
-    fn deref_mut(&mut self) -> &mut Tx {
-        match &mut self.held {
-            Held::Own(tx) => tx,
-            Held::Shared(effect) => effect,
         }
     }
 }
