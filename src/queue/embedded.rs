@@ -55,22 +55,8 @@ async fn rescue_loop(services: Arc<Services>, mut shutdown: watch::Receiver<bool
     let lease_ms = services.config.queue.lease_seconds * 1000;
     let every = Duration::from_millis((lease_ms / 2).clamp(100, 5_000));
     while !*shutdown.borrow() {
-        match jobs::rescue_expired(
-            &services.db,
-            chrono::Utc::now().timestamp_millis(),
-            services.clock.now_ms(),
-        )
-        .await
-        {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(
-                    rescued = n,
-                    "jobs of workers that died went back to the queue"
-                );
-                services.queue.wake();
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot look for expired leases now"),
+        if super::rescue_crashed(&services).await > 0 {
+            services.queue.wake();
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

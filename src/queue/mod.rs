@@ -98,13 +98,7 @@ impl From<effects::EffectError> for JobError {
 impl JobContext {
     /// A context for running a job by hand (tests, tools): its effect commits on its own.
     pub fn new(services: Arc<crate::app::Services>, job_id: String, attempt: i64) -> JobContext {
-        JobContext {
-            services,
-            job_id,
-            attempt,
-            solo: true,
-            flags: Default::default(),
-        }
+        JobContext::for_runner(services, job_id, attempt, true)
     }
 
     pub(crate) fn for_runner(
@@ -367,6 +361,28 @@ impl Queue {
             0 => BrokerStatus::NotUsed,
             1 => BrokerStatus::Up,
             _ => BrokerStatus::Down,
+        }
+    }
+}
+
+/// Puts the jobs of workers that died (their lease ran out) back in the queue, unpublished
+/// so the AMQP relay sends them again; logs and returns how many. Both transports call it.
+pub(crate) async fn rescue_crashed(services: &crate::app::Services) -> u64 {
+    match jobs::rescue_expired(
+        &services.db,
+        chrono::Utc::now().timestamp_millis(),
+        services.clock.now_ms(),
+    )
+    .await
+    {
+        Ok(0) => 0,
+        Ok(rescued) => {
+            tracing::warn!(rescued, "jobs of workers that died went back to the queue");
+            rescued
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot look for expired leases now");
+            0
         }
     }
 }

@@ -38,15 +38,14 @@ pub async fn run(
         let handler = registry
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
-        let ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, false);
-        let result = handler(ctx.clone(), &job.payload)?.await;
+        let mut ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, false);
+        let mut result = handler(ctx.clone(), &job.payload)?.await;
         if result.is_err() && ctx.flags().rerun.load(Ordering::Relaxed) {
             // Another job spoiled the group commit this effect was in: nothing of it was
             // committed. Run again at once, on a transaction of its own.
             tracing::debug!("group commit rolled back by another job; running again alone");
-            let solo = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, true);
-            let again = handler(solo.clone(), &job.payload)?.await;
-            return again.map(|outcome| (outcome, solo.flags().completed.load(Ordering::Relaxed)));
+            ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, true);
+            result = handler(ctx.clone(), &job.payload)?.await;
         }
         result.map(|outcome| (outcome, ctx.flags().completed.load(Ordering::Relaxed)))
     }
@@ -87,7 +86,6 @@ pub async fn run(
                 "done"
             };
             count(&job, label);
-            // An effect committed marks the job done with it; otherwise mark it now.
             span.in_scope(|| {
                 tracing::debug!(outcome = label, ms = run_secs * 1000.0, "job finished")
             });

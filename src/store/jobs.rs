@@ -202,16 +202,7 @@ pub async fn record_effect_and_done(
             .rows_affected()
                 == 1;
             if recorded {
-                sqlx::query(
-                    "UPDATE jobs SET state = 'done', attempts = $3, finished_at = $2,
-                         updated_at = $2, lease_until = NULL
-                     WHERE id = $1 AND state IN ('running', 'queued')",
-                )
-                .bind(job_id)
-                .bind(now_ms)
-                .bind(attempt)
-                .execute(&mut **tx)
-                .await?;
+                set_done(&mut **tx, job_id, attempt, now_ms).await?;
             }
             Ok(recorded)
         }
@@ -306,6 +297,16 @@ pub async fn renew_lease(db: &Db, id: &str, lease_until_ms: i64) -> DbResult<()>
 }
 
 pub async fn mark_done(db: &Db, id: &str, attempts: i64, now_ms: i64) -> DbResult<()> {
+    set_done(db.pool(), id, attempts, now_ms).await
+}
+
+/// A running (or, from a first AMQP delivery, still queued) job is done.
+async fn set_done(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    id: &str,
+    attempts: i64,
+    now_ms: i64,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE jobs SET state = 'done', attempts = $3, finished_at = $2, updated_at = $2,
              lease_until = NULL
@@ -314,7 +315,7 @@ pub async fn mark_done(db: &Db, id: &str, attempts: i64, now_ms: i64) -> DbResul
     .bind(id)
     .bind(now_ms)
     .bind(attempts)
-    .execute(db.pool())
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -65,19 +65,7 @@ async fn relay_session(
         }
         if last_rescue.elapsed() > Duration::from_secs(5) {
             last_rescue = std::time::Instant::now();
-            match jobs::rescue_expired(
-                &services.db,
-                chrono::Utc::now().timestamp_millis(),
-                services.clock.now_ms(),
-            )
-            .await
-            {
-                Ok(0) => {}
-                Ok(rescued) => {
-                    tracing::warn!(rescued, "jobs of workers that died went back to the queue")
-                }
-                Err(e) => tracing::debug!(error = %e, "cannot look for expired leases now"),
-            }
+            crate::queue::rescue_crashed(services).await;
         }
         let published = match publish_due(services, &channel).await {
             Ok(n) => n,
