@@ -2,7 +2,9 @@
 //! records. No I/O and no async here; time comes in as arguments.
 
 pub mod calendar;
+pub mod documents;
 pub mod filing;
 pub mod masking;
 pub mod plate;
+pub mod qr;
 pub mod registry;
