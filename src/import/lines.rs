@@ -3,21 +3,32 @@
 //! or an ID number.
 
 use serde::de::DeserializeOwned;
+use serde::de::value::StrDeserializer;
 use serde_json::{Map, Value};
 
 use super::ImportKind;
 use crate::domain::registry::{LicenceStatus, OwnerKind, VehicleUsage};
 
-/// One field of a line: its name, what it must be (for the report), and a check of a JSON
-/// value's shape. Reports name the field and this description, never the value.
+/// One field of a line: its name, what it must be (for the report), and checks of a value's
+/// shape as a JSON value (NDJSON) and as a CSV cell. Reports name the field and this
+/// description, never the value.
 pub(super) struct FieldSpec {
     name: &'static str,
     expected: &'static str,
     fits: fn(&Value) -> bool,
+    fits_cell: fn(&str) -> bool,
 }
 
 fn fits<T: DeserializeOwned>(value: &Value) -> bool {
     T::deserialize(value).is_ok()
+}
+
+fn cell_fits<T: DeserializeOwned>(cell: &str) -> bool {
+    T::deserialize(StrDeserializer::<serde::de::value::Error>::new(cell)).is_ok()
+}
+
+fn any_cell(_: &str) -> bool {
+    true
 }
 
 const fn text(name: &'static str) -> FieldSpec {
@@ -25,6 +36,17 @@ const fn text(name: &'static str) -> FieldSpec {
         name,
         expected: "a string",
         fits: fits::<String>,
+        fits_cell: any_cell,
+    }
+}
+
+/// A field whose values are the names of `T`'s variants.
+const fn one_of<T: DeserializeOwned>(name: &'static str, expected: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        expected,
+        fits: fits::<T>,
+        fits_cell: cell_fits::<T>,
     }
 }
 
@@ -34,17 +56,9 @@ pub(super) const VEHICLE_FIELDS: &[FieldSpec] = &[
     text("owner_id_number"),
     text("owner_name"),
     text("owner_phone"),
-    FieldSpec {
-        name: "owner_kind",
-        expected: "person or unit",
-        fits: fits::<OwnerKind>,
-    },
+    one_of::<OwnerKind>("owner_kind", "person or unit"),
     text("engine_number"),
-    FieldSpec {
-        name: "usage",
-        expected: "non_operating or operating",
-        fits: fits::<VehicleUsage>,
-    },
+    one_of::<VehicleUsage>("usage", "non_operating or operating"),
     text("status"),
 ];
 
@@ -54,15 +68,12 @@ pub(super) const DRIVER_FIELDS: &[FieldSpec] = &[
     text("id_number"),
     text("phone"),
     text("licence_number"),
-    FieldSpec {
-        name: "licence_status",
-        expected: "valid, suspended or revoked",
-        fits: fits::<LicenceStatus>,
-    },
+    one_of::<LicenceStatus>("licence_status", "valid, suspended or revoked"),
     FieldSpec {
         name: "points",
         expected: "an integer",
         fits: fits::<i64>,
+        fits_cell: |cell| cell.parse::<i64>().is_ok(),
     },
 ];
 
@@ -130,6 +141,27 @@ pub(super) fn check_csv_header(
     }
     if let Some(missing) = fields.iter().find(|f| !headers.iter().any(|h| h == f.name)) {
         return Err(format!("the header row has no column {}", missing.name));
+    }
+    Ok(())
+}
+
+/// Checks a CSV line's cells column by column, with reasons that carry no value.
+pub(super) fn check_csv_record(
+    kind: ImportKind,
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+) -> Result<(), String> {
+    for (i, (header, cell)) in headers.iter().zip(record.iter()).enumerate() {
+        if let Some(spec) = kind.fields().iter().find(|f| f.name == header) {
+            if !(spec.fits_cell)(cell) {
+                return Err(format!(
+                    "column {} ({}): expected {}",
+                    i + 1,
+                    spec.name,
+                    spec.expected
+                ));
+            }
+        }
     }
     Ok(())
 }

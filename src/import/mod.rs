@@ -21,7 +21,9 @@ use crate::domain::registry::{
 };
 use crate::store::Db;
 use crate::store::registry::{Upserted, upsert_driver, upsert_vehicle};
-use lines::{DRIVER_FIELDS, VEHICLE_FIELDS, check_csv_header, csv_reason, json_line};
+use lines::{
+    DRIVER_FIELDS, VEHICLE_FIELDS, check_csv_header, check_csv_record, csv_reason, json_line,
+};
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,13 +129,19 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<Checked> {
                     Ok(record) => {
                         let line = record.position().map(|p| p.line()).unwrap_or(0);
                         let parsed = match kind {
-                            ImportKind::Vehicles => record
-                                .deserialize::<VehicleLine>(Some(&headers))
-                                .map_err(|e| csv_reason(kind, &headers, &e))
+                            ImportKind::Vehicles => check_csv_record(kind, &headers, &record)
+                                .and_then(|_| {
+                                    record
+                                        .deserialize::<VehicleLine>(Some(&headers))
+                                        .map_err(|e| csv_reason(kind, &headers, &e))
+                                })
                                 .and_then(vehicle),
-                            ImportKind::Drivers => record
-                                .deserialize::<DriverLine>(Some(&headers))
-                                .map_err(|e| csv_reason(kind, &headers, &e))
+                            ImportKind::Drivers => check_csv_record(kind, &headers, &record)
+                                .and_then(|_| {
+                                    record
+                                        .deserialize::<DriverLine>(Some(&headers))
+                                        .map_err(|e| csv_reason(kind, &headers, &e))
+                                })
                                 .and_then(driver),
                         };
                         (line, parsed)
