@@ -77,10 +77,7 @@ impl Parts {
 }
 
 pub fn all_queues() -> Vec<String> {
-    crate::config::QUEUES
-        .iter()
-        .map(|q| q.to_string())
-        .collect()
+    crate::queue::QUEUES.iter().map(|q| q.to_string()).collect()
 }
 
 /// Connects, migrates or checks the schema, and sets up the clock and the services.
@@ -135,9 +132,6 @@ async fn manual_or_system_clock(config: &Config, db: &Db) -> anyhow::Result<Cloc
     tracing::warn!(
         "!!! THE MANUAL TEST CLOCK IS ON (clock.manual = true): anyone with the admin role can move \
          time with PUT /v1/test/clock. Never run this in production. !!!"
-    );
-    eprintln!(
-        "WARNING: beian is running with the manual test clock (clock.manual = true); never in production."
     );
     Ok(Clock::manual(offset))
 }
@@ -271,7 +265,7 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
 /// Runs the requested parts until SIGTERM or SIGINT.
 pub async fn run(config: Config, parts: Parts) -> anyhow::Result<()> {
     let running = start(config, parts).await?;
-    println!("beian listening on http://{}", running.addr);
+    tracing::info!(addr = %running.addr, "beian listening on http://{}", running.addr);
     shutdown_signal().await;
     tracing::info!(
         grace_seconds = running.services.config.shutdown.grace_seconds,
@@ -359,7 +353,7 @@ async fn report_gauges(services: Arc<Services>, mut stop: watch::Receiver<bool>)
         if let Ok(counts) =
             crate::store::jobs::open_counts(&services.db, services.clock.now_ms()).await
         {
-            for queue in crate::config::QUEUES {
+            for queue in crate::queue::QUEUES {
                 for state in ["ready", "running", "scheduled", "retrying", "dead"] {
                     let n = counts
                         .iter()

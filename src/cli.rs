@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::app::{self, Parts};
-use crate::config::Config;
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::import::ImportKind;
 
 #[derive(Parser)]
 #[command(
@@ -66,19 +67,16 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ImportKind {
-    Vehicles,
-    Drivers,
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("beian: {e}");
-            return ExitCode::from(2);
+            // Refused before the log settings are known: read what the layers say of them,
+            // so that a JSON deployment gets its refusal as JSON too.
+            let log =
+                crate::config::log_settings_for_errors(cli.config.as_deref(), std::env::vars());
+            return fail(&log, &e.to_string(), ExitCode::from(2));
         }
     };
     if let Command::Config = cli.command {
@@ -93,6 +91,7 @@ pub fn main() -> ExitCode {
     {
         return token(&config, sub, role, *ttl_seconds);
     }
+    // Before anything of a service starts (and might log).
     crate::telemetry::init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,10 +99,14 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("beian: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return fail(
+                &config.log,
+                &format!("cannot start the runtime: {e}"),
+                ExitCode::FAILURE,
+            );
         }
     };
+    let log = config.log.clone();
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => {
@@ -126,11 +129,11 @@ pub fn main() -> ExitCode {
                     Some(q) => {
                         if let Some(bad) = q
                             .iter()
-                            .find(|q| !crate::config::QUEUES.contains(&q.as_str()))
+                            .find(|q| !crate::queue::QUEUES.contains(&q.as_str()))
                         {
                             anyhow::bail!(
                                 "--queues: unknown queue {bad} (queues are {})",
-                                crate::config::QUEUES.join(", ")
+                                crate::queue::QUEUES.join(", ")
                             );
                         }
                         q
@@ -163,7 +166,10 @@ pub fn main() -> ExitCode {
             Command::Migrate => {
                 let db = crate::store::Db::connect(&config.database).await?;
                 db.migrate().await?;
-                println!("migrations applied");
+                match log.format {
+                    LogFormat::Json => tracing::info!("migrations applied"),
+                    LogFormat::Pretty => println!("migrations applied"),
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Command::Import {
@@ -181,11 +187,21 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("beian: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&log, &format!("{e:#}"), ExitCode::FAILURE),
     }
+}
+
+/// Reports why the process stops: a JSON object on stderr when `log.format = "json"` (every
+/// line a service writes is one), else `beian: reason`.
+fn fail(log: &LogConfig, reason: &str, code: ExitCode) -> ExitCode {
+    match log.format {
+        LogFormat::Json => {
+            crate::telemetry::init_logging(log);
+            tracing::error!(error = reason, "beian stopped");
+        }
+        LogFormat::Pretty => eprintln!("beian: {reason}"),
+    }
+    code
 }
 
 fn token(config: &Config, sub: &str, role: &str, ttl_seconds: i64) -> ExitCode {

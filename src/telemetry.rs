@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Installs the log subscriber (once; later calls do nothing). Call it before anything of a
+/// service starts, so that with `log.format = "json"` every line on stderr is JSON.
 pub fn init_logging(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_env("BEIAN_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
@@ -18,7 +20,7 @@ pub fn init_logging(cfg: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match cfg.format {
+    let installed = match cfg.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -26,6 +28,23 @@ pub fn init_logging(cfg: &LogConfig) {
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+    if installed.is_ok() && cfg.format == LogFormat::Json {
+        // The default hook writes a plain-text line; with JSON logs a panic (a handler's,
+        // caught and answered as a problem or a failed attempt) is one JSON event too.
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %payload, location = %location, "panicked");
+        }));
+    }
 }
 
 /// The process-wide Prometheus recorder (installed on first use).

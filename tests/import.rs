@@ -93,3 +93,56 @@ fn config_command_masks_secrets_and_unknown_keys_stop_the_start() {
     assert_ne!(code, 0);
     assert!(err.contains("code_ttl"), "{err}");
 }
+
+/// A refused line is reported by number, field and reason: never with its value, which may
+/// be a phone or an ID number (personal data stays out of logs and terminals).
+#[test]
+fn refused_lines_never_quote_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(beian(dir.path(), &["migrate"]).0, 0);
+    let phone = "13899990000";
+    let id_number = "110101199912319999";
+    // A phone and an ID number given as numbers (a spreadsheet export does this), and an ID
+    // number shifted into the owner_kind column.
+    let phone_as_number = GOOD.replace("\"13812345678\"", phone);
+    let id_as_number = GOOD.replace("\"110101199003071234\"", id_number);
+    let id_in_kind = GOOD.replace("\"person\"", &format!("\"{id_number}\""));
+    std::fs::write(
+        dir.path().join("vehicles.ndjson"),
+        format!("{GOOD}\n{phone_as_number}\n{id_as_number}\n{id_in_kind}\n"),
+    )
+    .unwrap();
+    let (code, out, err) = beian(dir.path(), &["import", "vehicles", "vehicles.ndjson"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("refused 3"), "{out}");
+    assert!(err.contains("vehicles.ndjson:2: owner_phone"), "{err}");
+    assert!(err.contains("vehicles.ndjson:3: owner_id_number"), "{err}");
+    assert!(err.contains("vehicles.ndjson:4: owner_kind"), "{err}");
+    for value in [phone, id_number] {
+        assert!(!err.contains(value), "stderr quotes {value}:\n{err}");
+        assert!(!out.contains(value), "stdout quotes {value}:\n{out}");
+    }
+
+    // CSV: an ID number in the licence_status column, a phone in the points column.
+    std::fs::write(
+        dir.path().join("drivers.csv"),
+        format!(
+            "user_id,name,id_number,phone,licence_number,licence_status,points\n\
+             U1,李四,110101199003071234,13912345678,110101199003071234,valid,0\n\
+             U2,王五,110101199003071235,13912345679,110101199003071235,{id_number},0\n\
+             U3,赵六,110101199003071236,13912345670,110101199003071236,valid,x{phone}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = beian(dir.path(), &["import", "drivers", "drivers.csv"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("refused 2"), "{out}");
+    assert!(
+        err.contains("drivers.csv:3: column 6 (licence_status)"),
+        "{err}"
+    );
+    assert!(err.contains("drivers.csv:4: column 7 (points)"), "{err}");
+    for value in [phone, id_number] {
+        assert!(!err.contains(value), "stderr quotes {value}:\n{err}");
+    }
+}

@@ -57,7 +57,7 @@ async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<axum
             .map(|(_, _, n)| *n)
             .unwrap_or(0)
     };
-    let items = crate::config::QUEUES
+    let items = crate::queue::QUEUES
         .iter()
         .map(|q| QueueOverview {
             queue: q.to_string(),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod filings;
 pub mod idempotency;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod registry;
@@ -50,7 +51,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The full interface: every resource, `/openapi.json`, `/docs`.
 pub fn router(state: AppState) -> axum::Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (api, mut openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(ops::routes())
         .merge(registry::routes())
         .merge(admin::routes())
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(vehicles::routes())
         .merge(test_clock::routes())
         .split_for_parts();
+    openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not
     // the document (cloning the document per request cost a deep copy of every schema).
     let openapi_json = axum::body::Bytes::from(
@@ -162,43 +164,4 @@ async fn observe(matched: Option<MatchedPath>, req: Request, next: Next) -> Resp
         }
     });
     response
-}
-
-pub mod openapi {
-    //! The OpenAPI 3.1 document: info, the bearer scheme and the shared schemas. Paths come
-    //! from each resource's `#[utoipa::path]` through the router.
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-    use utoipa::{Modify, OpenApi};
-
-    #[derive(OpenApi)]
-    #[openapi(
-        info(title = "beian", description = "Vehicle filing (备案), reviews, violations and fines: the HTTP interface any front end uses."),
-        modifiers(&BearerAuth),
-        components(schemas(super::problem::Problem)),
-        tags(
-            (name = "ops", description = "Health, readiness, metrics, the test clock"),
-            (name = "registry", description = "Vehicle and driver registry copies (system, admin)"),
-            (name = "admin", description = "Queues and jobs, for operators (admin)"),
-            (name = "filings", description = "Filing a vehicle not in your name (filer, role user)"),
-            (name = "owners", description = "The owner's side of filings (role user, the vehicle's owner)"),
-        )
-    )]
-    pub struct ApiDoc;
-
-    struct BearerAuth;
-
-    impl Modify for BearerAuth {
-        fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-            let components = openapi.components.get_or_insert_with(Default::default);
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .bearer_format("JWT")
-                        .build(),
-                ),
-            );
-        }
-    }
 }

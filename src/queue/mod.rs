@@ -26,6 +26,20 @@ use crate::config::{Config, Transport};
 use crate::store::{Backend, Db, DbResult, Tx, jobs};
 pub use effects::EffectTx;
 
+/// The job queues of `spec/jobs.md` (moved here from `config`; `jobs.<queue>` names are
+/// checked against it at start).
+pub const QUEUES: &[&str] = &[
+    "filing",
+    "sms",
+    "face",
+    "review",
+    "notify",
+    "violation",
+    "payment",
+    "reconcile",
+    "maintenance",
+];
+
 /// A kind of background work: a struct with a serde payload and an idempotent handler.
 /// A new job is a struct and an impl (see `workers/`).
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

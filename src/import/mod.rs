@@ -1,7 +1,11 @@
 //! `beian import vehicles|drivers FILE`: bulk load of the registry from CSV (header row) or
 //! NDJSON, chosen by extension. Every line is checked first and each bad one reported as
-//! `FILE:LINE: reason`; nothing is written unless all are good, or `--skip-bad` is given.
-//! The write is one transaction, so a failed import leaves nothing half written.
+//! `FILE:LINE: field: reason`, never with the value (a bad value may be a phone or an ID
+//! number); nothing is written unless all are good, or `--skip-bad` is given. The write is
+//! one transaction, so a failed import leaves nothing half written. The command line calls
+//! [`run`]; this module knows nothing of it.
+
+mod lines;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +13,6 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use crate::cli::ImportKind;
 use crate::config::Config;
 use crate::domain::plate::parse_plate;
 use crate::domain::registry::{
@@ -18,6 +21,16 @@ use crate::domain::registry::{
 };
 use crate::store::Db;
 use crate::store::registry::{Upserted, upsert_driver, upsert_vehicle};
+use lines::{
+    DRIVER_FIELDS, VEHICLE_FIELDS, check_csv_header, check_csv_record, csv_reason, json_line,
+};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportKind {
+    Vehicles,
+    Drivers,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,25 +122,33 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<Checked> {
                 .trim(csv::Trim::All)
                 .from_path(path)?;
             let headers = reader.headers()?.clone();
+            check_csv_header(kind, &headers)
+                .map_err(|reason| anyhow::anyhow!("{}:1: {reason}", path.display()))?;
             for record in reader.records() {
                 let (line, parsed) = match record {
                     Ok(record) => {
                         let line = record.position().map(|p| p.line()).unwrap_or(0);
                         let parsed = match kind {
-                            ImportKind::Vehicles => record
-                                .deserialize::<VehicleLine>(Some(&headers))
-                                .map_err(|e| csv_reason(&e))
+                            ImportKind::Vehicles => check_csv_record(kind, &headers, &record)
+                                .and_then(|_| {
+                                    record
+                                        .deserialize::<VehicleLine>(Some(&headers))
+                                        .map_err(|e| csv_reason(kind, &headers, &e))
+                                })
                                 .and_then(vehicle),
-                            ImportKind::Drivers => record
-                                .deserialize::<DriverLine>(Some(&headers))
-                                .map_err(|e| csv_reason(&e))
+                            ImportKind::Drivers => check_csv_record(kind, &headers, &record)
+                                .and_then(|_| {
+                                    record
+                                        .deserialize::<DriverLine>(Some(&headers))
+                                        .map_err(|e| csv_reason(kind, &headers, &e))
+                                })
                                 .and_then(driver),
                         };
                         (line, parsed)
                     }
                     Err(e) => (
                         e.position().map(|p| p.line()).unwrap_or(0),
-                        Err(csv_reason(&e)),
+                        Err(csv_reason(kind, &headers, &e)),
                     ),
                 };
                 take(line, parsed);
@@ -141,12 +162,8 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<Checked> {
                 }
                 let line = index as u64 + 1;
                 let parsed = match kind {
-                    ImportKind::Vehicles => serde_json::from_str::<VehicleLine>(raw)
-                        .map_err(|e| e.to_string())
-                        .and_then(vehicle),
-                    ImportKind::Drivers => serde_json::from_str::<DriverLine>(raw)
-                        .map_err(|e| e.to_string())
-                        .and_then(driver),
+                    ImportKind::Vehicles => json_line(raw, VEHICLE_FIELDS).and_then(vehicle),
+                    ImportKind::Drivers => json_line(raw, DRIVER_FIELDS).and_then(driver),
                 };
                 take(line, parsed);
             }
@@ -157,16 +174,6 @@ fn read(kind: ImportKind, path: &Path) -> anyhow::Result<Checked> {
         ),
     }
     Ok((good, bad))
-}
-
-fn csv_reason(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => match err.field() {
-            Some(field) => format!("column {}: {}", field + 1, err.kind()),
-            None => err.kind().to_string(),
-        },
-        _ => e.to_string(),
-    }
 }
 
 pub async fn run(
