@@ -165,6 +165,34 @@ pub struct FilingConfig {
     pub max_applications_per_year: u32,
     pub qr_ttl_seconds: u64,
     pub abandon_after_seconds: u64,
+    // MERGE: C owns (the two code-secret keys; added minimally by B to compile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_secret_file: Option<PathBuf>,
+}
+
+/// The development code secret used when neither `filing.code_secret` nor
+/// `filing.code_secret_file` is set. MERGE: C owns (production refuses it).
+pub const DEVELOPMENT_CODE_SECRET: &str = "beian-development-code-secret-not-for-production";
+
+impl FilingConfig {
+    /// The secret owner codes are derived with (MERGE: C owns). The file wins over the
+    /// inline value; trailing whitespace of the file is ignored.
+    pub fn code_secret_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(path) = &self.code_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("filing.code_secret_file {}: {e}", path.display())
+            })?;
+            let secret = text.trim_end();
+            anyhow::ensure!(!secret.is_empty(), "filing.code_secret_file: empty");
+            return Ok(secret.as_bytes().to_vec());
+        }
+        match &self.code_secret {
+            Some(secret) if !secret.is_empty() => Ok(secret.expose().as_bytes().to_vec()),
+            _ => Ok(DEVELOPMENT_CODE_SECRET.as_bytes().to_vec()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
