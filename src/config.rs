@@ -181,9 +181,8 @@ impl FilingConfig {
     /// inline value; trailing whitespace of the file is ignored.
     pub fn code_secret_bytes(&self) -> anyhow::Result<Vec<u8>> {
         if let Some(path) = &self.code_secret_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("filing.code_secret_file {}: {e}", path.display())
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("filing.code_secret_file {}: {e}", path.display()))?;
             let secret = text.trim_end();
             anyhow::ensure!(!secret.is_empty(), "filing.code_secret_file: empty");
             return Ok(secret.as_bytes().to_vec());

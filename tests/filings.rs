@@ -892,7 +892,15 @@ async fn sms_send_retries_and_dedups(backend: Backend) {
             attempt,
         )
     };
-    // The code message again: the effect is recorded, nothing is sent.
+    // The code message again: the effect is recorded, nothing is sent. (The gateway may
+    // have the message before its job recorded the send: wait for the record.)
+    eventually(10, "the code send recorded", || async {
+        beian::store::jobs::effect_done(&app.services().db, "sms.send", &code_sms.message_id)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
     let replay = SmsSend {
         message: SmsMessage {
             message_id: code_sms.message_id.clone(),
@@ -1130,7 +1138,10 @@ async fn owner_list_pages_and_removal_answers_the_filing(backend: Backend) {
     let (status, first) = app.get(&format!("{list_path}?limit=1"), owner.who()).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(listed(&first).len(), 1, "{first}");
-    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
     let (status, second) = app
         .get(&format!("{list_path}?limit=1&cursor={cursor}"), owner.who())
         .await;
@@ -1141,7 +1152,11 @@ async fn owner_list_pages_and_removal_answers_the_filing(backend: Backend) {
     expected.sort();
     assert_eq!(both, expected, "{first} {second}");
     let (status, bad) = app.get(&format!("{list_path}?limit=0"), owner.who()).await;
-    assert_eq!((status, problem_code(&bad)), (422, Some("invalid_limit")), "{bad}");
+    assert_eq!(
+        (status, problem_code(&bad)),
+        (422, Some("invalid_limit")),
+        "{bad}"
+    );
 
     // Removing one in progress answers the filing, now cancelled, with its history.
     let (status, body) = w
@@ -1295,10 +1310,8 @@ async fn code_secret_stays_out_of_the_database(backend: Backend) {
         .await
         .unwrap();
     let guessable = (0..1_000_000u32).any(|n| {
-        let digest = ring::digest::digest(
-            &ring::digest::SHA256,
-            format!("{id}:1:{n:06}").as_bytes(),
-        );
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, format!("{id}:1:{n:06}").as_bytes());
         hex::encode(digest.as_ref()) == stored
     });
     assert!(!guessable, "the stored hash is an unkeyed hash of the code");

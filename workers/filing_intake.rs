@@ -1,9 +1,9 @@
 //! `filing.intake`: runs the filing lifecycle's intake (`filings::intake`) as a job, its
 //! effect committed with the record of the filing id.
 
-use crate::filings::intake::{Intake, take_in};
 use crate::filings::FilingError;
 pub use crate::filings::FilingIntake;
+use crate::filings::intake::{Intake, take_in};
 use crate::queue::{Job, JobContext, JobError, Outcome};
 
 /// How the lifecycle's refusals end a job: a database error is retried, anything else is

@@ -113,10 +113,9 @@ impl From<FilingError> for ApiError {
                 "code_expired",
                 "the code expired; ask for a new one",
             ),
-            FilingError::Entry(EntryRefused::Locked) => too_many(
-                "code_locked",
-                "too many wrong entries; ask for a new code",
-            ),
+            FilingError::Entry(EntryRefused::Locked) => {
+                too_many("code_locked", "too many wrong entries; ask for a new code")
+            }
             FilingError::Entry(EntryRefused::NoCodePending(status)) => ApiError::conflict(
                 "no_code_pending",
                 format!("the filing is {}", status.as_str()),

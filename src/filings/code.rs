@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::jobs::{Abandon, CodeExpire, CodeRef, SmsSend, abandon_key, code_message_id, expire_key};
+use super::jobs::{
+    Abandon, CodeExpire, CodeRef, SmsSend, abandon_key, code_message_id, expire_key,
+};
 use super::{FilingError, FilingResult, code_rules, step};
 use crate::app::Services;
 use crate::domain::filing::FilingStatus;
@@ -215,12 +217,19 @@ pub async fn expire(
     now: i64,
 ) -> FilingResult<bool> {
     let filing = filings::load_for_update(&services.db, tx, &timer.filing_id).await?;
-    let Some(mut filing) = filing
-        .filter(|f| f.status == FilingStatus::CodeSent && f.code_number == timer.code_number)
+    let Some(mut filing) =
+        filing.filter(|f| f.status == FilingStatus::CodeSent && f.code_number == timer.code_number)
     else {
         return Ok(false);
     };
-    step(tx, &mut filing, FilingStatus::CodeExpired, now, "code_expired").await?;
+    step(
+        tx,
+        &mut filing,
+        FilingStatus::CodeExpired,
+        now,
+        "code_expired",
+    )
+    .await?;
     let abandon = Abandon {
         filing_id: filing.id.clone(),
         code_number: filing.code_number,

@@ -100,7 +100,17 @@ pub async fn take_in(
     }
     let filer_name = filer.map(|d| d.fields.name).unwrap_or_default();
     let phone = vehicle.fields.owner_phone.clone();
-    match code::issue(services, tx, &mut filing, &phone, &filer_name, now, "code_issued").await {
+    match code::issue(
+        services,
+        tx,
+        &mut filing,
+        &phone,
+        &filer_name,
+        now,
+        "code_issued",
+    )
+    .await
+    {
         Ok(_) => Ok(Intake::CodeSent),
         Err(FilingError::SmsRateLimited) => {
             reject(tx, &mut filing, RejectReason::SmsRateLimited, now).await
@@ -128,8 +138,8 @@ async fn count(
         &filing.id,
     )
     .await?;
-    for pending in filings::pending_before(tx, &filing.filer_id, &filing.local_year, &filing.id)
-        .await?
+    for pending in
+        filings::pending_before(tx, &filing.filer_id, &filing.local_year, &filing.id).await?
     {
         // Exactly the filings intake will approve as the owner's own.
         let own = match filer {

@@ -654,7 +654,12 @@ pub async fn effect_done(db: &Db, kind: &str, key: &str) -> DbResult<bool> {
 
 /// The dead job of (`kind`, `key`) back to the queue with a fresh set of attempts (a caller
 /// asks again for the work it stands for); true when there was one.
-pub async fn requeue_dead_by_key(tx: &mut Tx, kind: &str, key: &str, now_ms: i64) -> DbResult<bool> {
+pub async fn requeue_dead_by_key(
+    tx: &mut Tx,
+    kind: &str,
+    key: &str,
+    now_ms: i64,
+) -> DbResult<bool> {
     Ok(sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $3, published = $4,
              finished_at = NULL, updated_at = $3

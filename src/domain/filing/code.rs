@@ -34,7 +34,10 @@ impl CodeKeys {
 
     /// The 6-digit code number `n` of a filing.
     pub fn owner_code(&self, filing_id: &str, n: i64) -> String {
-        let tag = hmac::sign(&self.derive, format!("filing-code:{filing_id}:{n}").as_bytes());
+        let tag = hmac::sign(
+            &self.derive,
+            format!("filing-code:{filing_id}:{n}").as_bytes(),
+        );
         let bytes = tag.as_ref();
         let value = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 1_000_000;
         format!("{value:06}")
@@ -130,12 +133,10 @@ impl CodeState {
             return Err(ResendRefused::NoCode(self.status));
         }
         match self.sent_at {
-            Some(sent) if now_ms < sent + rules.resend_interval_ms => {
-                Err(ResendRefused::TooSoon {
-                    retry_after_s: ((sent + rules.resend_interval_ms - now_ms) as u64).div_ceil(1000),
-                    interval_s: (rules.resend_interval_ms as u64).div_ceil(1000),
-                })
-            }
+            Some(sent) if now_ms < sent + rules.resend_interval_ms => Err(ResendRefused::TooSoon {
+                retry_after_s: ((sent + rules.resend_interval_ms - now_ms) as u64).div_ceil(1000),
+                interval_s: (rules.resend_interval_ms as u64).div_ceil(1000),
+            }),
             _ => Ok(()),
         }
     }
@@ -187,8 +188,7 @@ mod tests {
         // Whoever reads the database has the hash, the filing id and the code number, and
         // can try all million codes: without the secret no guess reproduces the hash.
         let unkeyed = hex::encode(
-            ring::digest::digest(&ring::digest::SHA256, format!("f1:1:{code}").as_bytes())
-                .as_ref(),
+            ring::digest::digest(&ring::digest::SHA256, format!("f1:1:{code}").as_bytes()).as_ref(),
         );
         assert_ne!(stored, unkeyed, "the hash is keyed");
         let other = CodeKeys::from_secret(b"a guessed secret");
@@ -250,7 +250,10 @@ mod tests {
         };
         assert!(matches!(
             code.can_resend(60_000, &slow),
-            Err(ResendRefused::TooSoon { interval_s: 120, .. })
+            Err(ResendRefused::TooSoon {
+                interval_s: 120,
+                ..
+            })
         ));
         let ended = CodeState {
             status: FilingStatus::Approved,
