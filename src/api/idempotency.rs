@@ -62,12 +62,31 @@ impl<S: Send + Sync> FromRequestParts<S> for OptionalIdempotencyKey {
     }
 }
 
-/// A fingerprint of the request (canonical JSON: object keys sorted).
+/// A fingerprint of the request (canonical JSON: object keys sorted at every level, so the
+/// order a client sends them in does not matter, whatever map serde_json is built with).
 pub fn fingerprint(body: &impl Serialize) -> String {
     let canonical = serde_json::to_value(body)
-        .map(|v| v.to_string())
+        .map(|v| canonical(v).to_string())
         .unwrap_or_default();
     hex::encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
+}
+
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
 }
 
 /// A body read as plain JSON (so its key can be looked up first) turned into the typed
@@ -179,5 +198,22 @@ impl Idempotency {
         }
         tx.commit().await?;
         Ok(json_response(status, body, location.as_deref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_key_order_but_not_values() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[{"q":1,"p":2}]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[{"p":2,"q":1}],"y":3},"b":1}"#).unwrap();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }
