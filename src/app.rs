@@ -24,7 +24,8 @@ pub struct Services {
     pub registry: Arc<Registry>,
     pub sms: SmsGateway,
     pub face: FaceProvider,
-    /// The key owner codes are derived with (kept in the database; see `domain::filing`).
+    /// The secret owner codes are derived from (`filing.code_secret`; never in the database;
+    /// see `domain::filing::code`).
     pub code_key: Vec<u8>,
     /// Group commit of job effects (see `queue::effects`).
     pub effects: Arc<EffectLanes>,
@@ -93,7 +94,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let registry = Arc::new(crate::workers::registry());
     let sms = SmsGateway::from_config(&config)?;
     let face = FaceProvider::from_config(&config)?;
-    let code_key = crate::store::filings::service_key(&db, "filing_code").await?;
+    let code_key = config.filing.code_secret_bytes()?;
     let lanes = match config.queue.effect_lanes {
         0 => EffectLanes::auto_count(db.backend()),
         n => n as usize,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod filings;
 pub mod import;
 pub mod providers;
 pub mod queue;

@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use beian::api::auth::Role;
 use beian::providers::sms::SmsMessage;
 use beian::queue::{Job, JobContext, Outcome};
 use beian::workers::sms_send::{CodeRef, SmsSend};
@@ -344,15 +345,18 @@ async fn rejections_daily_and_sms_rate(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    w.expect_rejected(&w.driver().await, &second, "sms_rate_limited")
+    let second_filer = w.driver().await;
+    w.expect_rejected(&second_filer, &second, "sms_rate_limited")
         .await;
     sms.wait_for(&owner.phone, "filing_code", 0).await;
     assert_eq!(sms.messages_to(&owner.phone, "filing_code").len(), 1);
 
-    // A minute later the phone takes a code again; a resend that would make two within a
-    // minute is refused with 429 sms_rate_limited, and the filing keeps its code.
+    // A minute later the phone takes a code again, and the same filer tries again (api.md:
+    // "the filer may try again later"): the refusal used up none of their daily limit.
+    // A resend that would make two within a minute is refused with 429 sms_rate_limited,
+    // and the filing keeps its code.
     w.advance(61).await;
-    w.expect_code_sent(&w.driver().await, &second).await;
+    w.expect_code_sent(&second_filer, &second).await;
     let (status, body) = w.resend(&first_filer, &first_id).await;
     assert_eq!(
         (status, problem_code(&body)),
@@ -888,7 +892,15 @@ async fn sms_send_retries_and_dedups(backend: Backend) {
             attempt,
         )
     };
-    // The code message again: the effect is recorded, nothing is sent.
+    // The code message again: the effect is recorded, nothing is sent. (The gateway may
+    // have the message before its job recorded the send: wait for the record.)
+    eventually(10, "the code send recorded", || async {
+        beian::store::jobs::effect_done(&app.services().db, "sms.send", &code_sms.message_id)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
     let replay = SmsSend {
         message: SmsMessage {
             message_id: code_sms.message_id.clone(),
@@ -1016,6 +1028,299 @@ async fn face_outage_and_failure(backend: Backend) {
     app.stop().await;
 }
 
+// ---------------------------------------------------------------------------------------
+// 12. Defects of issue 9
+// ---------------------------------------------------------------------------------------
+
+/// The owner's own vehicle, still waiting for its intake, counts for nothing: a later
+/// application of the same person for another vehicle goes on whichever intake runs first.
+async fn own_vehicle_pending_counts_for_nothing(backend: Backend) {
+    let (app, _sms, _face) = spawn_filing_app_without_intake(backend, &[]).await;
+    let w = World::new(&app);
+    let outcome = |f: &Value| {
+        format!(
+            "{}{}",
+            f["status"].as_str().unwrap(),
+            f["reason"]
+                .as_str()
+                .map(|r| format!(":{r}"))
+                .unwrap_or_default()
+        )
+    };
+    let mut seen = Vec::new();
+    for others_first in [true, false] {
+        let owner = w.driver().await;
+        let own_car = w.vehicle_of(&owner).await;
+        let own = w.file(&owner, &own_car).await;
+        let other = w.file(&owner, &w.vehicle().await).await;
+        let order = if others_first {
+            [&other, &own]
+        } else {
+            [&own, &other]
+        };
+        for id in order {
+            assert_eq!(run_intake(&app, id).await, Outcome::Done);
+        }
+        seen.push([
+            outcome(&w.filing(&owner, &own).await),
+            outcome(&w.filing(&owner, &other).await),
+        ]);
+    }
+    let expected = ["approved".to_string(), "code_sent".to_string()];
+    assert_eq!(
+        seen,
+        [expected.clone(), expected],
+        "(others first, own first): the pending own filing counted"
+    );
+    app.stop().await;
+}
+
+/// `GET /v1/messages` is the `user` role's (api.md).
+async fn messages_need_the_user_role(backend: Backend) {
+    let (app, _sms, _face) = spawn_filing_app(backend, &[]).await;
+    let w = World::new(&app);
+    let user = w.driver().await;
+    let (status, body) = app.get("/v1/messages", user.who()).await;
+    assert_eq!(status, 200, "{body}");
+    for role in [Role::Reviewer, Role::Admin, Role::System] {
+        let (status, body) = app.get("/v1/messages", Some((&user.user_id, role))).await;
+        assert_eq!(
+            (status, problem_code(&body)),
+            (403, Some("forbidden")),
+            "{role:?}: {body}"
+        );
+    }
+    let (status, body) = app.get("/v1/messages", None).await;
+    assert_eq!(status, 401, "{body}");
+    app.stop().await;
+}
+
+/// The owner's list shows only filings past intake, in pages; removing a filer answers the
+/// filing itself.
+async fn owner_list_pages_and_removal_answers_the_filing(backend: Backend) {
+    let (app, sms, _face) = spawn_filing_app_without_intake(backend, &[]).await;
+    let w = World::new(&app);
+    let owner = w.driver().await;
+    let car = w.vehicle_of(&owner).await;
+    let filers = w.drivers(3).await;
+    let mut ids = Vec::new();
+    for filer in &filers {
+        ids.push(w.file(filer, &car).await);
+    }
+    let list_path = format!("/v1/vehicles/{}/filings", car.path());
+    let listed = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Nothing passed intake yet: nothing to show.
+    let (status, list) = app.get(&list_path, owner.who()).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(listed(&list), Vec::<String>::new(), "{list}");
+    // Nor can the owner remove what they cannot see.
+    let (status, body) = w
+        .delete(owner.who(), &format!("{list_path}/{}", ids[2]))
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    run_intake(&app, &ids[0]).await;
+    run_intake(&app, &ids[1]).await;
+    eventually(10, "two codes at the owner", || async {
+        (sms.messages_to(&owner.phone, "filing_code").len() == 2).then_some(())
+    })
+    .await;
+
+    // Pages of one.
+    let (status, first) = app.get(&format!("{list_path}?limit=1"), owner.who()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(listed(&first).len(), 1, "{first}");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (status, second) = app
+        .get(&format!("{list_path}?limit=1&cursor={cursor}"), owner.who())
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let mut both = [listed(&first), listed(&second)].concat();
+    both.sort();
+    let mut expected = vec![ids[0].clone(), ids[1].clone()];
+    expected.sort();
+    assert_eq!(both, expected, "{first} {second}");
+    let (status, bad) = app.get(&format!("{list_path}?limit=0"), owner.who()).await;
+    assert_eq!(
+        (status, problem_code(&bad)),
+        (422, Some("invalid_limit")),
+        "{bad}"
+    );
+
+    // Removing one in progress answers the filing, now cancelled, with its history.
+    let (status, body) = w
+        .delete(owner.who(), &format!("{list_path}/{}", ids[0]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], ids[0].as_str(), "{body}");
+    assert_eq!(body["status"], "cancelled", "{body}");
+    assert_eq!(body["plate_number"], car.plate_number.as_str(), "{body}");
+    assert_eq!(last_cause(&body), "cancelled_by_owner", "{body}");
+    assert_eq!(body, w.filing(&filers[0], &ids[0]).await);
+    app.stop().await;
+}
+
+/// A face check whose job died (the provider failed every attempt) runs again when the filer
+/// hands the same certification in again.
+async fn face_check_of_a_dead_job_runs_again(backend: Backend) {
+    let (app, sms, face) =
+        spawn_filing_app(backend, &[("BEIAN__JOBS__FACE__MAX_ATTEMPTS", "1")]).await;
+    let w = World::new(&app);
+    let filer = w.driver().await;
+    let car = w.vehicle().await;
+    let id = w.file(&filer, &car).await;
+    let code = sms.wait_for(&car.owner.phone, "filing_code", 0).await;
+    w.wait_status(&filer, &id, "code_sent").await;
+    let (status, body) = w.enter_code(&filer, &id, &code.params["code"]).await;
+    assert_eq!(status, 200, "{body}");
+
+    face.fail_next(1);
+    let (status, body) = w.face(&filer, &id, "ok-dead").await;
+    assert_eq!(status, 202, "{body}");
+    eventually(20, "the face job dead", || async {
+        let (status, body) = app
+            .get("/v1/admin/jobs?state=dead", common::world::ADMIN)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "face.verify")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(w.filing(&filer, &id).await["status"], "code_verified");
+
+    let (status, body) = w.face(&filer, &id, "ok-dead").await;
+    assert_eq!(status, 202, "{body}");
+    let approved = w.wait_status(&filer, &id, "approved").await;
+    assert_eq!(last_cause(&approved), "face_passed", "{approved}");
+    let calls: Vec<u16> = face
+        .calls()
+        .iter()
+        .filter(|c| c.certify_id == "ok-dead")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(calls, [503, 200]);
+    app.stop().await;
+}
+
+/// The key is looked up before the body is validated; the resend endpoint honours it.
+async fn idempotency_key_first_and_on_resend(backend: Backend) {
+    let (app, sms, _face) = spawn_filing_app(backend, &[]).await;
+    let w = World::new(&app);
+    let filer = w.driver().await;
+    let car = w.vehicle().await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let (status, first, _) = w
+        .submit_with_key(&filer, &car.filing_body(), Some(&key))
+        .await;
+    assert_eq!(status, 202, "{first}");
+    let mut invalid = car.filing_body();
+    invalid["plate_number"] = json!("not a plate");
+    let (status, body, _) = w.submit_with_key(&filer, &invalid, Some(&key)).await;
+    assert_eq!(
+        (status, problem_code(&body)),
+        (422, Some("idempotency_key_reused")),
+        "{body}"
+    );
+    let mut missing = car.filing_body();
+    missing.as_object_mut().unwrap().remove("relationship");
+    let (status, body, _) = w.submit_with_key(&filer, &missing, Some(&key)).await;
+    assert_eq!(
+        (status, problem_code(&body)),
+        (422, Some("idempotency_key_reused")),
+        "{body}"
+    );
+
+    // The resend, twice with one key: one new code.
+    let id = first["id"].as_str().unwrap().to_string();
+    w.wait_status(&filer, &id, "code_sent").await;
+    sms.wait_for(&car.owner.phone, "filing_code", 0).await;
+    w.advance(61).await;
+    let resend_key = uuid::Uuid::new_v4().to_string();
+    let resend = || {
+        app.request(
+            reqwest::Method::POST,
+            &format!("/v1/filings/{id}/code/resend"),
+            filer.who(),
+        )
+        .header("Idempotency-Key", resend_key.clone())
+    };
+    let (status, once) = answer(resend().send().await.unwrap()).await;
+    assert_eq!(status, 202, "{once}");
+    w.advance(61).await;
+    let response = resend().send().await.unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let (status, again) = answer(response).await;
+    assert_eq!((status, &again), (202, &once));
+    eventually(10, "the resent code", || async {
+        (sms.messages_to(&car.owner.phone, "filing_code").len() >= 2).then_some(())
+    })
+    .await;
+    let filing = w.filing(&filer, &id).await;
+    let resent = filing["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["cause"] == "code_resent")
+        .count();
+    assert_eq!(resent, 1, "one resend for one key: {filing}");
+    assert_eq!(sms.messages_to(&car.owner.phone, "filing_code").len(), 2);
+    app.stop().await;
+}
+
+/// The key that derives codes is not in the database, and the stored hash is keyed: whoever
+/// reads the database cannot try the million codes against it. Codes still verify.
+async fn code_secret_stays_out_of_the_database(backend: Backend) {
+    let (app, sms, _face) = spawn_filing_app(backend, &[]).await;
+    let w = World::new(&app);
+    let filer = w.driver().await;
+    let car = w.vehicle().await;
+    let id = w.file(&filer, &car).await;
+    let code = sms.wait_for(&car.owner.phone, "filing_code", 0).await;
+    w.wait_status(&filer, &id, "code_sent").await;
+    let db = app.services().db.pool();
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_keys")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0, "a key in service_keys");
+    let stored: String = sqlx::query_scalar("SELECT code_hash FROM filings WHERE id = $1")
+        .bind(&id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let guessable = (0..1_000_000u32).any(|n| {
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, format!("{id}:1:{n:06}").as_bytes());
+        hex::encode(digest.as_ref()) == stored
+    });
+    assert!(!guessable, "the stored hash is an unkeyed hash of the code");
+    let (status, body) = w.enter_code(&filer, &id, &code.params["code"]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "code_verified", "{body}");
+    app.stop().await;
+}
+
 on_every_deployment! {
     happy_path_sms_method => happy_path;
     intake_rejects_registry_checks_and_yearly_limit => rejections_registry_and_yearly;
@@ -1031,4 +1336,10 @@ on_every_deployment! {
     sms_send_retried_and_deduplicated => sms_send_retries_and_dedups;
     own_vehicle_is_approved_at_once_and_not_counted => own_vehicle;
     face_outage_retried_and_failure_needs_documents => face_outage_and_failure;
+    own_vehicle_waiting_for_intake_counts_for_nothing => own_vehicle_pending_counts_for_nothing;
+    messages_need_the_user_role => messages_need_the_user_role;
+    owner_list_pages_and_removal_answers_the_filing => owner_list_pages_and_removal_answers_the_filing;
+    face_check_of_a_dead_job_runs_again => face_check_of_a_dead_job_runs_again;
+    idempotency_key_first_and_on_resend => idempotency_key_first_and_on_resend;
+    code_secret_stays_out_of_the_database => code_secret_stays_out_of_the_database;
 }

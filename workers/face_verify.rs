@@ -1,26 +1,19 @@
-//! `face.verify`: asks the face provider about a certification; passed approves the filing
-//! (and tells filer and owner), failed asks for documents. A timeout or 5xx is retried,
-//! never read as a failure of the person.
+//! `face.verify`: asks the face provider about a certification; the filing lifecycle
+//! (`filings::face`) applies the verdict. A timeout or 5xx is retried, never read as a
+//! failure of the person.
 
-use serde::{Deserialize, Serialize};
-
-use super::notify_decision::NotifyDecision;
 use crate::domain::filing::FilingStatus;
+pub use crate::filings::FaceVerify;
+use crate::filings::face::apply_verdict;
 use crate::queue::{Job, JobContext, JobError, Outcome};
 use crate::store::filings;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct FaceVerify {
-    pub filing_id: String,
-    pub certify_id: String,
-}
 
 impl Job for FaceVerify {
     const NAME: &'static str = "face.verify";
     const QUEUE: &'static str = "face";
 
     fn key(&self) -> String {
-        format!("{}:{}", self.filing_id, self.certify_id)
+        self.dedup_key()
     }
 
     async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
@@ -34,7 +27,7 @@ impl Job for FaceVerify {
             return Ok(Outcome::Done);
         }
         let verdict = ctx
-            .services
+            .app()
             .face
             .verify(&self.certify_id, &filing.filer_id)
             .await
@@ -42,28 +35,8 @@ impl Job for FaceVerify {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };
-        let filing = filings::load_for_update(ctx.db(), &mut tx, &self.filing_id).await?;
         let now = ctx.clock().now_ms();
-        if let Some(f) = filing.filter(|f| f.status == FilingStatus::CodeVerified) {
-            if verdict.passed {
-                filings::transition(&mut tx, &f, FilingStatus::Approved, now, "face_passed")
-                    .await?;
-                let notify = NotifyDecision {
-                    filing_id: f.id.clone(),
-                    decision: "approved".into(),
-                };
-                ctx.queue().enqueue(&mut tx, &notify, now).await?;
-            } else {
-                filings::transition(
-                    &mut tx,
-                    &f,
-                    FilingStatus::DocumentsRequired,
-                    now,
-                    "face_failed",
-                )
-                .await?;
-            }
-        }
+        apply_verdict(ctx.app(), &mut tx, &self.filing_id, verdict.passed, now).await?;
         tx.commit().await?;
         ctx.queue().wake();
         Ok(Outcome::Done)

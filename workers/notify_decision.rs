@@ -4,19 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::sms_send::SmsSend;
+pub use crate::filings::jobs::NotifyDecision;
+use crate::filings::jobs::SmsSend;
 use crate::providers::sms::{SmsMessage, template};
 use crate::queue::{Job, JobContext, JobError, Outcome};
-use crate::store::{filings, registry};
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct NotifyDecision {
-    pub filing_id: String,
-    /// `approved`, `rejected`, `review_rejected`, ...
-    pub decision: String,
-}
+use crate::store::{filings, messages, registry};
 
 fn wording(decision: &str) -> &'static str {
     match decision {
@@ -31,7 +23,7 @@ impl Job for NotifyDecision {
     const QUEUE: &'static str = "notify";
 
     fn key(&self) -> String {
-        format!("{}:{}", self.filing_id, self.decision)
+        self.dedup_key()
     }
 
     async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
@@ -49,7 +41,7 @@ impl Job for NotifyDecision {
             registry::find_vehicle(&mut **tx, &filing.plate_type, &filing.plate_number).await?;
         let filer = registry::find_driver(&mut **tx, &filing.filer_id).await?;
         let owner_user = match &vehicle {
-            Some(v) => filings::driver_by_id_number(&mut **tx, &v.fields.owner_id_number).await?,
+            Some(v) => registry::driver_by_id_number(&mut **tx, &v.fields.owner_id_number).await?,
             None => None,
         };
         let word = wording(&self.decision);
@@ -58,7 +50,7 @@ impl Job for NotifyDecision {
             "The filing {} of vehicle {} was {word}.",
             filing.id, filing.plate_number
         );
-        filings::add_message(
+        messages::add(
             &mut tx,
             &filing.filer_id,
             "filing_decision",
@@ -69,7 +61,7 @@ impl Job for NotifyDecision {
         )
         .await?;
         if let Some(owner) = owner_user.as_deref().filter(|o| *o != filing.filer_id) {
-            filings::add_message(
+            messages::add(
                 &mut tx,
                 owner,
                 "filing_decision",

@@ -3,24 +3,10 @@
 //! between the send and the record resends the same `message_id`, which the gateway dedups.
 //! A filing code is derived at send time, so the job payload never holds it.
 
-use serde::{Deserialize, Serialize};
-
-use crate::providers::sms::SmsMessage;
 use crate::queue::{Job, JobContext, JobError, Outcome};
 
-/// The filing code this message carries (derived, never stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CodeRef {
-    pub filing_id: String,
-    pub code_number: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SmsSend {
-    pub message: SmsMessage,
-    #[serde(default)]
-    pub code: Option<CodeRef>,
-}
+// The payload lives with the filing lifecycle that enqueues it (`filings::jobs`).
+pub use crate::filings::jobs::{CodeRef, SmsSend};
 
 impl Job for SmsSend {
     const NAME: &'static str = "sms.send";
@@ -37,11 +23,8 @@ impl Job for SmsSend {
         }
         let mut message = self.message;
         if let Some(code) = &self.code {
-            let value = crate::domain::filing::owner_code(
-                &ctx.services.code_key,
-                &code.filing_id,
-                code.code_number,
-            );
+            let value =
+                crate::filings::code::keys(ctx.app()).owner_code(&code.filing_id, code.code_number);
             message.params.insert("code".into(), value);
         }
         ctx.services

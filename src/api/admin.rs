@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -11,9 +11,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::idempotency::{OptionalIdempotencyKey, fingerprint, replay};
+use super::idempotency::{Idempotency, OptionalIdempotencyKey};
 use super::problem::{ApiError, ApiResult, Path, Problem, Query};
-use crate::store::idempotency::{self, StoredAnswer};
 use crate::store::jobs::{self, JobView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -158,16 +157,17 @@ async fn retry_job(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Admin])?;
-    let scope = format!("{}:POST /v1/admin/jobs/retry", caller.sub);
-    let hash = fingerprint(&serde_json::json!({ "id": id }));
+    let idempotency = Idempotency::new(
+        &caller.sub,
+        "POST /v1/admin/jobs/retry",
+        key,
+        &serde_json::json!({ "id": id }),
+    );
+    if let Some(repeat) = idempotency.repeat(&state.db).await? {
+        return Ok(repeat);
+    }
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    if let Some(key) = &key {
-        if let Some(stored) = idempotency::find(&mut tx, &scope, key).await? {
-            tx.rollback().await?;
-            return Ok(replay(stored, &hash));
-        }
-    }
     if !jobs::requeue_dead(&mut tx, &id, now).await? {
         tx.rollback().await?;
         let exists = jobs::state_of(&state.db, &id).await?.is_some();
@@ -181,26 +181,10 @@ async fn retry_job(
         id,
         state: "queued",
     };
-    let text = serde_json::to_string(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(key) = &key {
-        let answer = StoredAnswer {
-            request_hash: hash.clone(),
-            status: 202,
-            body: text.clone(),
-            location: None,
-        };
-        if !idempotency::record(&mut tx, &scope, key, &answer, now).await? {
-            tx.rollback().await?;
-            let mut tx = state.db.begin().await?;
-            let stored = idempotency::find(&mut tx, &scope, key).await?;
-            tx.rollback().await?;
-            return stored
-                .map(|s| replay(s, &hash))
-                .ok_or_else(|| ApiError::internal("idempotency race lost twice"));
-        }
-    }
-    tx.commit().await?;
+    let response = idempotency
+        .commit(&state.db, tx, StatusCode::ACCEPTED, &body, None, now)
+        .await?;
     state.queue.wake();
     tracing::info!(job = %body.id, by = %caller.sub, "dead job replayed");
-    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+    Ok(response)
 }

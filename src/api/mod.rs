@@ -4,10 +4,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod filing_code;
+pub mod filing_view;
 pub mod filings;
 pub mod idempotency;
+pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod pagination;
 pub mod problem;
 pub mod registry;
 pub mod test_clock;
@@ -56,6 +60,8 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(registry::routes())
         .merge(admin::routes())
         .merge(filings::routes())
+        .merge(filing_code::routes())
+        .merge(messages::routes())
         .merge(vehicles::routes())
         .merge(test_clock::routes())
         .split_for_parts();

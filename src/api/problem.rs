@@ -214,6 +214,17 @@ fn field_of(detail: &str) -> Option<String> {
     ok.then(|| path.to_string())
 }
 
+/// A malformed plate: 422 naming `plate_type` or `plate_number`.
+impl From<crate::domain::plate::PlateError> for ApiError {
+    fn from(e: crate::domain::plate::PlateError) -> Self {
+        let field = match e {
+            crate::domain::plate::PlateError::InvalidPlateType => "plate_type",
+            crate::domain::plate::PlateError::InvalidPlateNumber(_) => "plate_number",
+        };
+        ApiError::invalid_field(e.code(), field, e.to_string())
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::unprocessable("invalid_path", rejection.body_text())

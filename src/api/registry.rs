@@ -121,14 +121,7 @@ async fn put_vehicle(
 ) -> ApiResult<(StatusCode, axum::Json<VehicleView>)> {
     caller.require(&[Role::System, Role::Admin])?;
     let Json(fields) = body?;
-    let (plate_type, plate_number) = parse_plate(&plate_type, &plate_number).map_err(|e| {
-        let field = if e.code() == "invalid_plate_type" {
-            "plate_type"
-        } else {
-            "plate_number"
-        };
-        ApiError::invalid_field(e.code(), field, e.to_string())
-    })?;
+    let (plate_type, plate_number) = parse_plate(&plate_type, &plate_number)?;
     fields
         .validate()
         .map_err(|e| ApiError::invalid_field("invalid_field", e.field, e.to_string()))?;

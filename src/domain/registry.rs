@@ -119,6 +119,14 @@ pub struct Driver {
     pub fields: DriverFields,
 }
 
+impl Driver {
+    /// Whether this driver is the registered owner of `vehicle` (api.md: their ID number is
+    /// the vehicle's owner ID number).
+    pub fn owns(&self, vehicle: &Vehicle) -> bool {
+        self.fields.id_number.trim() == vehicle.fields.owner_id_number.trim()
+    }
+}
+
 /// A field that failed a registry check: which one and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -103,6 +103,13 @@ pub struct JobContext {
     flags: effects::SharedFlags,
 }
 
+// SHIM (merge: drop): helper A's `ctx.app()`, so B's workers compile in B's branch.
+impl JobContext {
+    pub fn app(&self) -> &crate::app::Services {
+        &self.services
+    }
+}
+
 impl From<effects::EffectError> for JobError {
     fn from(e: effects::EffectError) -> Self {
         JobError::Retry(e.into())

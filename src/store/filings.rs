@@ -1,13 +1,13 @@
 //! SQL of filings: the row, its history (every transition with time and cause), the counts
-//! the limits need, the locks that keep them race-free, in-app messages, and the codes
-//! texted per phone (flow control).
+//! the limits need and the locks that keep them race-free. In-app messages are in
+//! `store::messages`, the codes texted per phone in `store::sms_log`. A status changes only
+//! through [`transition`], which takes a move the domain allowed.
 
-use rand::RngCore;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Db, DbResult, Tx};
-use crate::domain::filing::{FilingCounts, FilingStatus};
+use crate::domain::filing::{FilingCounts, FilingStatus, Move, RejectReason};
 
 #[derive(Debug, Clone)]
 pub struct Filing {
@@ -35,7 +35,7 @@ pub struct Filing {
 
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
-    pub status: String,
+    pub status: FilingStatus,
     pub at: i64,
     pub cause: String,
 }
@@ -142,17 +142,24 @@ where
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn history(db: &Db, id: &str) -> DbResult<Vec<HistoryEntry>> {
+/// A filing's history, oldest first (on the pool, or inside a transaction).
+pub async fn history<'e, E>(executor: E, id: &str) -> DbResult<Vec<HistoryEntry>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let rows = sqlx::query(
         "SELECT status, at, cause FROM filing_history WHERE filing_id = $1 ORDER BY seq",
     )
     .bind(id)
-    .fetch_all(db.pool())
+    .fetch_all(executor)
     .await?;
     rows.iter()
         .map(|r| {
+            let status: String = r.try_get("status")?;
             Ok(HistoryEntry {
-                status: r.try_get("status")?,
+                status: FilingStatus::parse(&status).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("filing_history.status {status:?}").into())
+                })?,
                 at: r.try_get("at")?,
                 cause: r.try_get("cause")?,
             })
@@ -164,7 +171,7 @@ pub async fn history(db: &Db, id: &str) -> DbResult<Vec<HistoryEntry>> {
 pub async fn list_for_filer(
     db: &Db,
     filer_id: &str,
-    status: Option<&str>,
+    status: Option<FilingStatus>,
     cursor: Option<&str>,
     limit: i64,
 ) -> DbResult<Vec<Filing>> {
@@ -174,7 +181,7 @@ pub async fn list_for_filer(
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(filer_id)
-        .bind(status.unwrap_or(""))
+        .bind(status.map(FilingStatus::as_str).unwrap_or(""))
         .bind(cursor.unwrap_or(""))
         .bind(limit)
         .fetch_all(db.pool())
@@ -182,51 +189,61 @@ pub async fn list_for_filer(
     rows.iter().map(from_row).collect()
 }
 
-/// Live filings of a vehicle by people other than its owner.
+/// Live filings of a vehicle by people other than its owner that passed intake (the
+/// owner's list), in id order after `cursor`.
 pub async fn live_for_vehicle(
     db: &Db,
     plate_type: &str,
     plate_number: &str,
+    cursor: Option<&str>,
+    limit: i64,
 ) -> DbResult<Vec<Filing>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM filings WHERE plate_type = $1 AND plate_number = $2 AND live = $3
-             AND own_vehicle = $4 ORDER BY id"
+             AND own_vehicle = $4 AND status <> $5 AND ($6 = '' OR id > $6) ORDER BY id LIMIT $7"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(plate_type)
         .bind(plate_number)
         .bind(true)
         .bind(false)
+        .bind(FilingStatus::Received.as_str())
+        .bind(cursor.unwrap_or(""))
+        .bind(limit)
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(from_row).collect()
 }
 
-/// Moves a filing to `status`, recording the transition with its time and cause.
-pub async fn transition(
-    tx: &mut Tx,
-    f: &Filing,
-    status: FilingStatus,
-    at: i64,
-    cause: &str,
-) -> DbResult<()> {
-    sqlx::query("UPDATE filings SET status = $2, live = $3, updated_at = $4 WHERE id = $1")
-        .bind(&f.id)
-        .bind(status.as_str())
-        .bind(status.is_live())
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    add_history(tx, &f.id, status, at, cause).await
+/// Records a move the domain allowed, with its time and cause. The row must still be in the
+/// move's starting state (the caller holds it locked); otherwise nothing changes and the
+/// answer is `RowNotFound`.
+pub async fn transition(tx: &mut Tx, id: &str, step: Move, at: i64, cause: &str) -> DbResult<()> {
+    let to = step.to();
+    let done = sqlx::query(
+        "UPDATE filings SET status = $2, live = $3, updated_at = $4 WHERE id = $1 AND status = $5",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(to.is_live())
+    .bind(at)
+    .bind(step.from().as_str())
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    add_history(tx, id, to, at, cause).await
 }
 
-pub async fn reject(tx: &mut Tx, f: &Filing, reason: &str, at: i64) -> DbResult<()> {
+/// Records why intake rejected a filing (its move to `rejected` is a [`transition`]).
+pub async fn set_reason(tx: &mut Tx, id: &str, reason: RejectReason) -> DbResult<()> {
     sqlx::query("UPDATE filings SET reason = $2 WHERE id = $1")
-        .bind(&f.id)
-        .bind(reason)
+        .bind(id)
+        .bind(reason.code())
         .execute(&mut **tx)
         .await?;
-    transition(tx, f, FilingStatus::Rejected, at, reason).await
+    Ok(())
 }
 
 pub async fn mark_own_vehicle(tx: &mut Tx, id: &str) -> DbResult<()> {
@@ -288,6 +305,14 @@ pub async fn lock_subject(db: &Db, tx: &mut Tx, subject: &str) -> DbResult<()> {
 }
 
 /// The counts the limits need, leaving `exclude` (the filing being checked) out.
+///
+/// Places: live filings that passed intake (a `received` one has reserved nothing yet;
+/// intakes are serialized, so each sees the places the others took). Applications per day
+/// and year: those started before this one that passed intake as non-owned, whatever became
+/// of them, but for the refusals the domain does not count
+/// ([`RejectReason::counts_as_application`]). Earlier applications still waiting for their
+/// intake are not counted here: see [`pending_before`].
+#[allow(clippy::too_many_arguments)]
 pub async fn counts(
     tx: &mut Tx,
     filer_id: &str,
@@ -297,17 +322,14 @@ pub async fn counts(
     local_year: &str,
     exclude: &str,
 ) -> DbResult<FilingCounts> {
-    // Places: live filings that passed intake (a `received` one has reserved nothing yet;
-    // intakes are serialized, so each sees the places the others took). Applications per
-    // day and year: those started before this one, whatever became of them (but refusals
-    // for those very limits).
+    let [r1, r2, r3] = RejectReason::not_counted().map(RejectReason::code);
     let row = sqlx::query(
         "SELECT
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> 'received' AND plate_type = $2 AND plate_number = $3 THEN 1 ELSE 0 END), 0) AS same_vehicle,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> 'received' THEN 1 ELSE 0 END), 0) AS filer_live,
-             COALESCE(SUM(CASE WHEN plate_type = $2 AND plate_number = $3 AND live = $6 AND status <> 'received' THEN 1 ELSE 0 END), 0) AS vehicle_live,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_date = $4 AND id < $8 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS today,
-             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_year = $5 AND id < $8 AND (reason IS NULL OR reason NOT IN ('daily_limit', 'yearly_limit')) THEN 1 ELSE 0 END), 0) AS this_year
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> $9 AND plate_type = $2 AND plate_number = $3 THEN 1 ELSE 0 END), 0) AS same_vehicle,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND live = $6 AND status <> $9 THEN 1 ELSE 0 END), 0) AS filer_live,
+             COALESCE(SUM(CASE WHEN plate_type = $2 AND plate_number = $3 AND live = $6 AND status <> $9 THEN 1 ELSE 0 END), 0) AS vehicle_live,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_date = $4 AND id < $8 AND status <> $9 AND (reason IS NULL OR reason NOT IN ($10, $11, $12)) THEN 1 ELSE 0 END), 0) AS today,
+             COALESCE(SUM(CASE WHEN filer_id = $1 AND local_year = $5 AND id < $8 AND status <> $9 AND (reason IS NULL OR reason NOT IN ($10, $11, $12)) THEN 1 ELSE 0 END), 0) AS this_year
          FROM filings
          WHERE own_vehicle = $7 AND id <> $8 AND (filer_id = $1 OR (plate_type = $2 AND plate_number = $3))",
     )
@@ -319,6 +341,10 @@ pub async fn counts(
     .bind(true)
     .bind(false)
     .bind(exclude)
+    .bind(FilingStatus::Received.as_str())
+    .bind(r1)
+    .bind(r2)
+    .bind(r3)
     .fetch_one(&mut **tx)
     .await?;
     let n = |c: &str| -> DbResult<u32> { Ok(row.try_get::<i64, _>(c)?.max(0) as u32) };
@@ -331,115 +357,41 @@ pub async fn counts(
     })
 }
 
-/// Codes texted to `phone` since `since_ms` (SMS flow control).
-pub async fn codes_sent_since(tx: &mut Tx, phone: &str, since_ms: i64) -> DbResult<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM sms_codes_sent WHERE phone = $1 AND sent_at >= $2")
-        .bind(phone)
-        .bind(since_ms)
-        .fetch_one(&mut **tx)
-        .await
+/// An application of the same filer started before the one in intake and still waiting for
+/// its own intake: whether it counts depends on whether it is for the filer's own vehicle.
+#[derive(Debug, Clone)]
+pub struct PendingApplication {
+    pub plate_type: String,
+    pub plate_number: String,
+    pub engine_last6: String,
+    pub local_date: String,
 }
 
-pub async fn record_code_sent(tx: &mut Tx, phone: &str, message_id: &str, at: i64) -> DbResult<()> {
-    sqlx::query("INSERT INTO sms_codes_sent (phone, message_id, sent_at) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
-        .bind(phone)
-        .bind(message_id)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// An in-app message (`GET /v1/messages`).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Message {
-    pub id: String,
-    pub kind: String,
-    pub filing_id: Option<String>,
-    pub title: String,
-    pub body: String,
-    pub created_at: String,
-}
-
-pub async fn add_message(
+/// The filer's applications of `local_year` started before `before` still `received`.
+pub async fn pending_before(
     tx: &mut Tx,
-    user_id: &str,
-    kind: &str,
-    filing_id: Option<&str>,
-    title: &str,
-    body: &str,
-    at: i64,
-) -> DbResult<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, user_id, kind, filing_id, title, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(super::new_id())
-    .bind(user_id)
-    .bind(kind)
-    .bind(filing_id)
-    .bind(title)
-    .bind(body)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-pub async fn messages(
-    db: &Db,
-    user_id: &str,
-    cursor: Option<&str>,
-    limit: i64,
-) -> DbResult<Vec<Message>> {
+    filer_id: &str,
+    local_year: &str,
+    before: &str,
+) -> DbResult<Vec<PendingApplication>> {
     let rows = sqlx::query(
-        "SELECT id, kind, filing_id, title, body, created_at FROM messages
-         WHERE user_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
+        "SELECT plate_type, plate_number, engine_last6, local_date FROM filings
+         WHERE filer_id = $1 AND local_year = $2 AND id < $3 AND status = $4 ORDER BY id",
     )
-    .bind(user_id)
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db.pool())
+    .bind(filer_id)
+    .bind(local_year)
+    .bind(before)
+    .bind(FilingStatus::Received.as_str())
+    .fetch_all(&mut **tx)
     .await?;
     rows.iter()
         .map(|r| {
-            Ok(Message {
-                id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
-                filing_id: r.try_get("filing_id")?,
-                title: r.try_get("title")?,
-                body: r.try_get("body")?,
-                created_at: crate::clock::rfc3339(r.try_get("created_at")?),
+            Ok(PendingApplication {
+                plate_type: r.try_get("plate_type")?,
+                plate_number: r.try_get("plate_number")?,
+                engine_last6: r.try_get("engine_last6")?,
+                local_date: r.try_get("local_date")?,
             })
         })
         .collect()
-}
-
-/// The service's secret key `name`, made (32 random bytes) on first use and kept in the
-/// database so every process derives the same codes.
-pub async fn service_key(db: &Db, name: &str) -> DbResult<Vec<u8>> {
-    let mut fresh = [0u8; 32];
-    rand::rng().fill_bytes(&mut fresh);
-    sqlx::query(
-        "INSERT INTO service_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(hex::encode(fresh))
-    .execute(db.pool())
-    .await?;
-    let value: String = sqlx::query_scalar("SELECT value FROM service_keys WHERE name = $1")
-        .bind(name)
-        .fetch_one(db.pool())
-        .await?;
-    hex::decode(value).map_err(|e| sqlx::Error::Decode(e.into()))
-}
-
-/// The driver whose ID number owns a vehicle, if they are a registered driver.
-pub async fn driver_by_id_number(
-    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
-    id_number: &str,
-) -> DbResult<Option<String>> {
-    sqlx::query_scalar("SELECT user_id FROM drivers WHERE id_number = $1 ORDER BY user_id LIMIT 1")
-        .bind(id_number)
-        .fetch_optional(executor)
-        .await
 }

@@ -651,3 +651,26 @@ pub async fn effect_done(db: &Db, kind: &str, key: &str) -> DbResult<bool> {
             .await?;
     Ok(n > 0)
 }
+
+/// The dead job of (`kind`, `key`) back to the queue with a fresh set of attempts (a caller
+/// asks again for the work it stands for); true when there was one.
+pub async fn requeue_dead_by_key(
+    tx: &mut Tx,
+    kind: &str,
+    key: &str,
+    now_ms: i64,
+) -> DbResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $3, published = $4,
+             finished_at = NULL, updated_at = $3
+         WHERE kind = $1 AND idem_key = $2 AND state = 'dead'",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(now_ms)
+    .bind(false)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}

@@ -7,7 +7,9 @@ pub mod clock;
 pub mod filings;
 pub mod idempotency;
 pub mod jobs;
+pub mod messages;
 pub mod registry;
+pub mod sms_log;
 
 use std::path::Path;
 use std::time::Duration;

@@ -174,3 +174,14 @@ where
         },
     }))
 }
+
+/// The driver whose ID number owns a vehicle, if they are a registered driver.
+pub async fn driver_by_id_number(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    id_number: &str,
+) -> DbResult<Option<String>> {
+    sqlx::query_scalar("SELECT user_id FROM drivers WHERE id_number = $1 ORDER BY user_id LIMIT 1")
+        .bind(id_number)
+        .fetch_optional(executor)
+        .await
+}
