@@ -11,6 +11,7 @@ pub mod domain;
 pub mod import;
 pub mod providers;
 pub mod queue;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::notify_decision::NotifyDecision;
 use crate::domain::filing::FilingStatus;
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::filings;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -16,6 +17,7 @@ pub struct FaceVerify {
 }
 
 impl Job for FaceVerify {
+    type Context = Services;
     const NAME: &'static str = "face.verify";
     const QUEUE: &'static str = "face";
 
@@ -23,7 +25,7 @@ impl Job for FaceVerify {
         format!("{}:{}", self.filing_id, self.certify_id)
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(filing) = filings::find(ctx.db().pool(), &self.filing_id).await? else {
             return Err(JobError::permanent(format!(
                 "filing {} does not exist",
@@ -34,7 +36,7 @@ impl Job for FaceVerify {
             return Ok(Outcome::Done);
         }
         let verdict = ctx
-            .services
+            .app()
             .face
             .verify(&self.certify_id, &filing.filer_id)
             .await

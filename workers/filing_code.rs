@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::sms_send::{CodeRef, SmsSend};
-use crate::app::Services;
+use crate::services::Services;
 use crate::domain::filing::{FilingStatus, code_hash, owner_code};
 use crate::domain::masking::mask_name;
 use crate::providers::sms::{SmsMessage, template};
@@ -147,6 +147,7 @@ pub struct CodeExpire {
 }
 
 impl Job for CodeExpire {
+    type Context = Services;
     const NAME: &'static str = "filing.code_expire";
     const QUEUE: &'static str = "filing";
 
@@ -154,7 +155,7 @@ impl Job for CodeExpire {
         expire_key(&self.filing_id, self.code_number)
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };
@@ -188,6 +189,7 @@ pub struct Abandon {
 }
 
 impl Job for Abandon {
+    type Context = Services;
     const NAME: &'static str = "filing.abandon";
     const QUEUE: &'static str = "filing";
 
@@ -195,7 +197,7 @@ impl Job for Abandon {
         abandon_key(&self.filing_id, self.code_number)
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };

@@ -12,6 +12,7 @@ use crate::domain::filing::{
 };
 use crate::domain::plate::is_fileable;
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::filings;
 use crate::store::registry::{find_driver, find_vehicle};
 
@@ -21,6 +22,7 @@ pub struct FilingIntake {
 }
 
 impl Job for FilingIntake {
+    type Context = Services;
     const NAME: &'static str = "filing.intake";
     const QUEUE: &'static str = "filing";
 
@@ -28,7 +30,7 @@ impl Job for FilingIntake {
         self.filing_id.clone()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.filing_id).await? else {
             return Ok(Outcome::Duplicate);
         };
@@ -110,7 +112,7 @@ impl Job for FilingIntake {
             return Ok(Outcome::Done);
         }
         match issue_code(
-            &ctx.services,
+            ctx.app(),
             &mut tx,
             &filing,
             &vehicle.fields.owner_phone,

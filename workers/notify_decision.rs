@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::sms_send::SmsSend;
 use crate::providers::sms::{SmsMessage, template};
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::{filings, registry};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,6 +28,7 @@ fn wording(decision: &str) -> &'static str {
 }
 
 impl Job for NotifyDecision {
+    type Context = Services;
     const NAME: &'static str = "notify.decision";
     const QUEUE: &'static str = "notify";
 
@@ -34,7 +36,7 @@ impl Job for NotifyDecision {
         format!("{}:{}", self.filing_id, self.decision)
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };

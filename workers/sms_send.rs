@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::providers::sms::SmsMessage;
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 
 /// The filing code this message carries (derived, never stored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +24,7 @@ pub struct SmsSend {
 }
 
 impl Job for SmsSend {
+    type Context = Services;
     const NAME: &'static str = "sms.send";
     const QUEUE: &'static str = "sms";
 
@@ -30,7 +32,7 @@ impl Job for SmsSend {
         self.message.message_id.clone()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let key = self.key();
         if crate::store::jobs::effect_done(ctx.db(), Self::NAME, &key).await? {
             return Ok(Outcome::Duplicate);
@@ -38,13 +40,13 @@ impl Job for SmsSend {
         let mut message = self.message;
         if let Some(code) = &self.code {
             let value = crate::domain::filing::owner_code(
-                &ctx.services.code_key,
+                &ctx.app().code_key,
                 &code.filing_id,
                 code.code_number,
             );
             message.params.insert("code".into(), value);
         }
-        ctx.services
+        ctx.app()
             .sms
             .send(&message)
             .await

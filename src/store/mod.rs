@@ -4,12 +4,15 @@
 //! milliseconds (`BIGINT`) and ids as text, so one query text serves both backends.
 
 pub mod clock;
+pub mod cron;
 pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod registry;
+pub mod timers;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -34,6 +37,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL only: where a `LISTEN` connection goes (see [`Db::listen`]).
+    listen_url: Option<Arc<str>>,
 }
 
 impl Db {
@@ -67,7 +72,12 @@ impl Db {
         } else {
             options.connect_lazy(&url)?
         };
-        Ok(Db { pool, backend })
+        let listen_url = (backend == Backend::Postgres).then(|| Arc::from(url.as_str()));
+        Ok(Db {
+            pool,
+            backend,
+            listen_url,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -76,6 +86,20 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A PostgreSQL connection listening on `channels` (`NOTIFY` from other processes);
+    /// `None` on SQLite, which has no such thing.
+    pub async fn listen(
+        &self,
+        channels: &[&str],
+    ) -> DbResult<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.listen_url else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        Ok(Some(listener))
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
