@@ -7,9 +7,9 @@ mod common;
 
 use beian::api::auth::Role;
 use beian::queue::{Job, JobContext, JobError, Outcome, Registry};
+use beian::services::Services;
 use common::private_rabbitmq::PrivateRabbitmq;
 use common::{amqp_overrides, eventually, fresh_postgres_database, plate_path, spawn_on};
-use beian::services::Services;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use beian::api::auth::Role;
 use beian::queue::{Job, JobContext, JobError, Outcome, Registry};
+use beian::services::Services;
 use common::private_postgres::PrivatePostgres;
 use common::{amqp_overrides, amqp_url, eventually, plate_path, require_rabbitmq, spawn_on};
-use beian::services::Services;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

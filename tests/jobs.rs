@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use beian::api::auth::Role;
-use beian::services::Services;
 use beian::queue::{Job, JobContext, JobError, Outcome, Registry, Runtime};
+use beian::services::Services;
 use common::{Backend, eventually, spawn_app_with};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -641,10 +641,14 @@ async fn long_job_keeps_its_lease(backend: Backend) {
     })
     .await;
     let real_now = chrono::Utc::now().timestamp_millis();
-    let rescued = beian::store::jobs::rescue_expired(&services.db, real_now, services.clock.now_ms())
-        .await
-        .unwrap();
-    assert_eq!(rescued, 0, "a running job's lease was taken for a crashed worker's");
+    let rescued =
+        beian::store::jobs::rescue_expired(&services.db, real_now, services.clock.now_ms())
+            .await
+            .unwrap();
+    assert_eq!(
+        rescued, 0,
+        "a running job's lease was taken for a crashed worker's"
+    );
     let renewed = lease(services.db.clone(), tag.clone()).await;
     assert!(
         renewed.is_some_and(|until| until > real_now),

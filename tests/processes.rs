@@ -317,14 +317,15 @@ async fn sigterm_hands_back_held_jobs(backend: Backend) {
             .find(|(k, _)| k == "BEIAN__QUEUE__AMQP_PREFIX")
             .map(|(_, v)| v.clone())
             .unwrap();
-        let (messages, consumers) = eventually(10, "the message back in the broker's queue", || {
-            let queue = format!("{prefix}.sms");
-            async move {
-                let counts = broker_queue_counts(&queue).await;
-                (counts.0 == 1).then_some(counts)
-            }
-        })
-        .await;
+        let (messages, consumers) =
+            eventually(10, "the message back in the broker's queue", || {
+                let queue = format!("{prefix}.sms");
+                async move {
+                    let counts = broker_queue_counts(&queue).await;
+                    (counts.0 == 1).then_some(counts)
+                }
+            })
+            .await;
         assert_eq!((messages, consumers), (1, 0));
     } else {
         let published: bool = beian::store::get_bool(
@@ -505,9 +506,11 @@ async fn three_processes_enqueue_each_cron_slot_once(backend: Backend) {
     .await;
     for moved in 1..=3 {
         to_next_minute().await;
-        eventually(20, "the slot of the minute the clock moved into", || async {
-            (count_slots().await == 1 + moved).then_some(())
-        })
+        eventually(
+            20,
+            "the slot of the minute the clock moved into",
+            || async { (count_slots().await == 1 + moved).then_some(()) },
+        )
         .await;
     }
     let slots = count_slots().await;

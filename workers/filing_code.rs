@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::sms_send::{CodeRef, SmsSend};
-use crate::services::Services;
 use crate::domain::filing::{FilingStatus, code_hash, owner_code};
 use crate::domain::masking::mask_name;
 use crate::providers::sms::{SmsMessage, template};
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::Tx;
 use crate::store::filings::{self, Filing};
 

@@ -43,7 +43,9 @@ pub fn registry() -> Registry<Services> {
 /// The schedules `[cron]` may time, by name.
 pub fn cron_table() -> CronTable {
     let mut table = CronTable::default();
-    table.add("maintenance_prune", |slot_ms| maintenance::Prune { slot_ms });
+    table.add("maintenance_prune", |slot_ms| maintenance::Prune {
+        slot_ms,
+    });
     table
 }
 

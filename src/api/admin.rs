@@ -64,7 +64,10 @@ async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<axum
     // The application's queues, then any other queue that holds jobs (a job kind of
     // another version of the binary, a test's queue).
     let mut names: Vec<String> = state.queue.settings().queues().map(String::from).collect();
-    let held = counts.iter().map(|(q, _, _)| q).chain(done.iter().map(|(q, _)| q));
+    let held = counts
+        .iter()
+        .map(|(q, _, _)| q)
+        .chain(done.iter().map(|(q, _)| q));
     for queue in held {
         if !names.contains(queue) {
             names.push(queue.clone());

@@ -60,7 +60,10 @@ mod tests {
         let error = check_names(&config, crate::workers::QUEUES, &table)
             .unwrap_err()
             .to_string();
-        assert!(error.starts_with("cron.nightly_report: no such schedule"), "{error}");
+        assert!(
+            error.starts_with("cron.nightly_report: no such schedule"),
+            "{error}"
+        );
         assert!(error.contains("maintenance_prune"), "{error}");
     }
 }

@@ -139,8 +139,13 @@ async fn claim_loop<C: Send + Sync + 'static>(
     let grace = Duration::from_secs(runtime.settings().shutdown.grace_seconds);
     let all = permits.acquire_many(concurrency as u32);
     if tokio::time::timeout(grace, all).await.is_err() {
-        match jobs::release_held(runtime.db(), &worker, Some(&queue), runtime.clock().now_ms())
-            .await
+        match jobs::release_held(
+            runtime.db(),
+            &worker,
+            Some(&queue),
+            runtime.clock().now_ms(),
+        )
+        .await
         {
             Ok(n) => {
                 tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back")

@@ -135,7 +135,16 @@ impl Queue {
         now_ms: i64,
     ) -> DbResult<()> {
         let payload = payload_of(job)?;
-        timers::schedule(tx, self.inner.backend, key, J::NAME, &payload, due_ms, now_ms).await
+        timers::schedule(
+            tx,
+            self.inner.backend,
+            key,
+            J::NAME,
+            &payload,
+            due_ms,
+            now_ms,
+        )
+        .await
     }
 
     /// Cancels the timer `key` if it has not fired; true when it was pending.

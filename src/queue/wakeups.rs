@@ -13,10 +13,7 @@ use crate::store::{Db, jobs, timers};
 /// anyway, as notifications may have been missed). Returns at once on SQLite.
 pub async fn run(db: Db, queue: Queue, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let mut listener = match db
-            .listen(&[jobs::WAKE_CHANNEL, timers::WAKE_CHANNEL])
-            .await
-        {
+        let mut listener = match db.listen(&[jobs::WAKE_CHANNEL, timers::WAKE_CHANNEL]).await {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(_) => {

@@ -90,10 +90,7 @@ impl Db {
 
     /// A PostgreSQL connection listening on `channels` (`NOTIFY` from other processes);
     /// `None` on SQLite, which has no such thing.
-    pub async fn listen(
-        &self,
-        channels: &[&str],
-    ) -> DbResult<Option<sqlx::postgres::PgListener>> {
+    pub async fn listen(&self, channels: &[&str]) -> DbResult<Option<sqlx::postgres::PgListener>> {
         let Some(url) = &self.listen_url else {
             return Ok(None);
         };

@@ -282,9 +282,7 @@ impl TestApp {
     }
 
     /// The app's job runtime (every job kind of `workers`).
-    pub fn runtime(
-        &self,
-    ) -> &std::sync::Arc<beian::queue::Runtime<beian::services::Services>> {
+    pub fn runtime(&self) -> &std::sync::Arc<beian::queue::Runtime<beian::services::Services>> {
         &self.running.as_ref().expect("running").runtime
     }
 

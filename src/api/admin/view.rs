@@ -149,11 +149,14 @@ pub fn mask_text(text: &str) -> String {
 
 fn mask_word(word: &str) -> String {
     let digits = word.bytes().all(|b| b.is_ascii_digit());
-    let mobile = |w: &str| w.len() == 11 && w.starts_with('1') && (b'3'..=b'9').contains(&w.as_bytes()[1]);
+    let mobile =
+        |w: &str| w.len() == 11 && w.starts_with('1') && (b'3'..=b'9').contains(&w.as_bytes()[1]);
     let id18 = word.len() == 18
         && word[..17].bytes().all(|b| b.is_ascii_digit())
         && matches!(word.as_bytes()[17], b'0'..=b'9' | b'X' | b'x');
-    if digits && (mobile(word) || (word.len() == 13 && word.starts_with("86") && mobile(&word[2..]))) {
+    if digits
+        && (mobile(word) || (word.len() == 13 && word.starts_with("86") && mobile(&word[2..])))
+    {
         mask_phone(word)
     } else if id18 || (digits && word.len() == 15) {
         mask_id_number(word)
@@ -181,7 +184,10 @@ mod tests {
         assert_eq!(payload["message"]["params"]["filer_name"], "张*三");
         assert_eq!(payload["message"]["params"]["plate_number"], "京A12345");
         assert_eq!(payload["message"]["message_id"], "filing:0192ab:code:1");
-        assert_eq!(payload["code"], json!({"filing_id": "0192ab", "code_number": 1}));
+        assert_eq!(
+            payload["code"],
+            json!({"filing_id": "0192ab", "code_number": 1})
+        );
     }
 
     #[test]

@@ -32,14 +32,7 @@ pub async fn run_consumers<C: Send + Sync + 'static>(
     let permits = Arc::new(Semaphore::new(total.max(1)));
     let mut delay = Duration::from_millis(200);
     while !*shutdown.borrow() {
-        let session = consume_session(
-            &runtime,
-            &queues,
-            &worker,
-            &permits,
-            &mut shutdown,
-        )
-        .await;
+        let session = consume_session(&runtime, &queues, &worker, &permits, &mut shutdown).await;
         match session {
             Ok(()) => break,
             Err(e) => {
@@ -155,15 +148,7 @@ async fn consume_queue<C: Send + Sync + 'static>(
         let worker = worker.clone();
         let channel = channel.clone();
         tokio::spawn(async move {
-            run_message(
-                &runtime,
-                &worker,
-                &channel,
-                delivery,
-                jobs,
-                (slots, held),
-            )
-            .await;
+            run_message(&runtime, &worker, &channel, delivery, jobs, (slots, held)).await;
         });
     }
 }

@@ -143,4 +143,3 @@ pub async fn rescue_expired(db: &Db, real_now_ms: i64, now_ms: i64) -> DbResult<
     .await?
     .rows_affected())
 }
-

@@ -116,4 +116,3 @@ pub async fn insert_many(
     }
     Ok(added)
 }
-

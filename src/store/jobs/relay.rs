@@ -43,4 +43,3 @@ pub async fn take_unpublished(
 
 /// The advisory lock key of the AMQP relay ("beian relay").
 const RELAY_LOCK: i64 = 0x6265_6961_6e72_6c79;
-
