@@ -101,6 +101,29 @@ impl Job for Slow {
     }
 }
 
+/// Dies at once, quoting personal data in its error (as a gateway's refusal might).
+#[derive(Serialize, Deserialize)]
+struct Refused {
+    tag: String,
+    phone: String,
+    id_number: String,
+}
+
+impl Job for Refused {
+    type Context = Services;
+    const NAME: &'static str = "test.refused";
+    const QUEUE: &'static str = "testq";
+    fn key(&self) -> String {
+        self.tag.clone()
+    }
+    async fn run(self, _ctx: JobContext<Services>) -> Result<Outcome, JobError> {
+        Err(JobError::permanent(format!(
+            "the gateway refused {} (holder {})",
+            self.phone, self.id_number
+        )))
+    }
+}
+
 fn runs_of(tag: &str) -> usize {
     RUNS.lock()
         .unwrap()
@@ -113,7 +136,10 @@ fn runs_of(tag: &str) -> usize {
 /// The app's runtime with the test jobs instead of the app's.
 fn runtime_with_test_jobs(app: &common::TestApp) -> Arc<Runtime<Services>> {
     let mut registry = Registry::default();
-    registry.register::<Flaky>().register::<Slow>();
+    registry
+        .register::<Flaky>()
+        .register::<Slow>()
+        .register::<Refused>();
     app.runtime().with_registry(registry)
 }
 
@@ -668,6 +694,72 @@ async fn long_job_keeps_its_lease(backend: Backend) {
     app.stop().await;
 }
 
+/// Admin views mask personal data: an `sms.send` payload (the recipient's phone, a name in
+/// its parameters), and a dead job's error and history quoting a phone and an ID number.
+async fn admin_views_mask_personal_data(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = app.services().clone();
+    let workers = TestWorkers::start(&runtime_with_test_jobs(&app), "w1");
+    let (phone, id_number, name) = ("13912345678", "11010119900307123X", "张小三");
+    let message_id = format!("mask-{}", uuid::Uuid::new_v4().simple());
+    let sms = beian::workers::sms_send::SmsSend {
+        message: beian::providers::sms::SmsMessage {
+            message_id: message_id.clone(),
+            phone: phone.into(),
+            template: "filing_decision".into(),
+            params: [("filer_name".to_string(), name.to_string())].into(),
+        },
+        code: None,
+    };
+    let tag = format!("refused-{}", uuid::Uuid::new_v4().simple());
+    let refused = Refused {
+        tag: tag.clone(),
+        phone: phone.into(),
+        id_number: id_number.into(),
+    };
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services.queue.enqueue(&mut tx, &sms, now).await.unwrap();
+    services.queue.enqueue(&mut tx, &refused, now).await.unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+
+    let find = |list: &Value, key: &str| {
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|j| j["key"] == key).cloned())
+    };
+    let (dead_list, dead) = eventually(20, "the refused job to be dead", || async {
+        let (_, list) = app.get("/v1/admin/jobs?state=dead", ADMIN).await;
+        find(&list, &tag).map(|job| (list, job))
+    })
+    .await;
+    let (sms_list, sms_job) = eventually(20, "the sms.send job to be listed", || async {
+        let (_, list) = app.get("/v1/admin/jobs?queue=sms", ADMIN).await;
+        find(&list, &message_id).map(|job| (list, job))
+    })
+    .await;
+    let (_, all) = app.get("/v1/admin/jobs", ADMIN).await;
+    for answer in [&dead_list, &sms_list, &all] {
+        let text = answer.to_string();
+        for personal in [phone, id_number, name] {
+            assert!(!text.contains(personal), "{personal} shown whole: {text}");
+        }
+    }
+    assert_eq!(sms_job["payload"]["message"]["phone"], "139****5678");
+    assert_eq!(sms_job["payload"]["message"]["params"]["filer_name"], "张*三");
+    assert_eq!(sms_job["payload"]["message"]["template"], "filing_decision");
+    assert_eq!(dead["payload"]["phone"], "139****5678");
+    assert_eq!(dead["payload"]["id_number"], "1101**********123X");
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("139****5678") && error.contains("1101**********123X"),
+        "{error}"
+    );
+    workers.stop().await;
+    app.stop().await;
+}
+
 on_every_deployment! {
     long_job_keeps_its_lease_while_it_runs => long_job_keeps_its_lease;
     retries_with_backoff_then_dead_then_replay => retries_then_dead_then_replayed;
@@ -678,6 +770,7 @@ on_every_deployment! {
 }
 
 on_both_databases! {
+    admin_views_mask_personal_data => admin_views_mask_personal_data;
     spoiled_group_commit_rolls_back_every_share => spoiled_group_commit_rolls_back_every_share;
     embedded_takes_back_jobs_left_in_a_broker => job_handed_to_a_broker_runs_after_moving_to_embedded;
 }
