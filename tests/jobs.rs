@@ -720,7 +720,11 @@ async fn admin_views_mask_personal_data(backend: Backend) {
     let now = services.clock.now_ms();
     let mut tx = services.db.begin().await.unwrap();
     services.queue.enqueue(&mut tx, &sms, now).await.unwrap();
-    services.queue.enqueue(&mut tx, &refused, now).await.unwrap();
+    services
+        .queue
+        .enqueue(&mut tx, &refused, now)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     services.queue.wake();
 
@@ -747,7 +751,10 @@ async fn admin_views_mask_personal_data(backend: Backend) {
         }
     }
     assert_eq!(sms_job["payload"]["message"]["phone"], "139****5678");
-    assert_eq!(sms_job["payload"]["message"]["params"]["filer_name"], "张*三");
+    assert_eq!(
+        sms_job["payload"]["message"]["params"]["filer_name"],
+        "张*三"
+    );
     assert_eq!(sms_job["payload"]["message"]["template"], "filing_decision");
     assert_eq!(dead["payload"]["phone"], "139****5678");
     assert_eq!(dead["payload"]["id_number"], "1101**********123X");
