@@ -32,7 +32,7 @@ pub async fn insert(
         Backend::Sqlite => INSERT.to_string(),
         Backend::Postgres => format!(
             "WITH added AS ({INSERT} RETURNING queue)
-             SELECT COUNT(*) FROM (SELECT pg_notify('beian_jobs', queue) FROM added) AS notified"
+             SELECT COUNT(*) FROM (SELECT pg_notify('{WAKE_CHANNEL}', queue) FROM added) AS notified"
         ),
     };
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -92,7 +92,7 @@ pub async fn insert_many(
             Backend::Sqlite => insert,
             Backend::Postgres => format!(
                 "WITH added AS ({insert} RETURNING queue),
-                      woken AS (SELECT pg_notify('beian_jobs', queue) FROM (SELECT DISTINCT queue FROM added) AS q)
+                      woken AS (SELECT pg_notify('{WAKE_CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM added) AS q)
                  SELECT (SELECT COUNT(*) FROM added) + 0 * (SELECT COUNT(*) FROM woken)"
             ),
         };
