@@ -129,11 +129,11 @@ pub fn main() -> ExitCode {
                     Some(q) => {
                         if let Some(bad) = q
                             .iter()
-                            .find(|q| !crate::queue::QUEUES.contains(&q.as_str()))
+                            .find(|q| !crate::workers::QUEUES.contains(&q.as_str()))
                         {
                             anyhow::bail!(
                                 "--queues: unknown queue {bad} (queues are {})",
-                                crate::queue::QUEUES.join(", ")
+                                crate::workers::QUEUES.join(", ")
                             );
                         }
                         q

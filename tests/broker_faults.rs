@@ -7,6 +7,7 @@ mod common;
 
 use beian::api::auth::Role;
 use beian::queue::{Job, JobContext, JobError, Outcome, Registry};
+use beian::services::Services;
 use common::private_rabbitmq::PrivateRabbitmq;
 use common::{amqp_overrides, eventually, fresh_postgres_database, plate_path, spawn_on};
 use serde::{Deserialize, Serialize};
@@ -18,12 +19,13 @@ struct Count {
 }
 
 impl Job for Count {
+    type Context = Services;
     const NAME: &'static str = "test.count";
     const QUEUE: &'static str = "testq";
     fn key(&self) -> String {
         format!("count-{}", self.n)
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };
@@ -32,14 +34,14 @@ impl Job for Count {
     }
 }
 
-async fn effects(services: &beian::app::Services) -> i64 {
+async fn effects(services: &Services) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM job_effects WHERE kind = 'test.count'")
         .fetch_one(services.db.pool())
         .await
         .unwrap()
 }
 
-async fn enqueue(services: &beian::app::Services, range: std::ops::Range<usize>) {
+async fn enqueue(services: &Services, range: std::ops::Range<usize>) {
     let now = services.clock.now_ms();
     let mut tx = services.db.begin().await.unwrap();
     for n in range {
@@ -67,11 +69,11 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let app = spawn_on(url, Some(name), tempfile::tempdir().unwrap(), &overrides).await;
     let mut registry = Registry::default();
     registry.register::<Count>();
-    let services = app.services().with_registry(registry);
+    let services = app.services().clone();
+    let runtime = app.runtime().with_registry(registry);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let consumers = tokio::spawn(beian::queue::amqp::run_consumers(
-        services.clone(),
-        services.registry.clone(),
+        runtime,
         vec!["testq".into()],
         "faulty".into(),
         stopped,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use beian::api::auth::Role;
 use beian::queue::{Job, JobContext, JobError, Outcome, Registry};
+use beian::services::Services;
 use common::private_postgres::PrivatePostgres;
 use common::{amqp_overrides, amqp_url, eventually, plate_path, require_rabbitmq, spawn_on};
 use serde::{Deserialize, Serialize};
@@ -23,12 +24,13 @@ struct Steady {
 }
 
 impl Job for Steady {
+    type Context = Services;
     const NAME: &'static str = "test.steady";
     const QUEUE: &'static str = "testq";
     fn key(&self) -> String {
         format!("steady-{}", self.n)
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
@@ -38,7 +40,7 @@ impl Job for Steady {
     }
 }
 
-async fn count(services: &beian::app::Services, sql: &str) -> i64 {
+async fn count(services: &Services, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(services.db.pool())
         .await
@@ -70,25 +72,10 @@ async fn jobs_in_flight_survive_a_database_restart(amqp: bool) {
     let app = spawn_on(pg.url("postgres"), None, dir, &overrides).await;
     let mut registry = Registry::default();
     registry.register::<Steady>();
-    let services = app.services().with_registry(registry);
+    let services = app.services().clone();
+    let runtime = app.runtime().with_registry(registry);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = if amqp {
-        tokio::spawn(beian::queue::amqp::run_consumers(
-            services.clone(),
-            services.registry.clone(),
-            vec!["testq".into()],
-            "w1".into(),
-            stopped,
-        ))
-    } else {
-        tokio::spawn(beian::queue::embedded::run(
-            services.clone(),
-            services.registry.clone(),
-            vec!["testq".into()],
-            "w1".into(),
-            stopped,
-        ))
-    };
+    let workers = tokio::spawn(runtime.run_workers(vec!["testq".into()], "w1".into(), stopped));
     let now = services.clock.now_ms();
     let jobs: Vec<Steady> = (0..400).map(|n| Steady { n }).collect();
     let mut tx = services.db.begin().await.unwrap();

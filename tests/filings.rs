@@ -887,7 +887,7 @@ async fn sms_send_retries_and_dedups(backend: Backend) {
 
     let ctx = |attempt| {
         JobContext::new(
-            app.services().clone(),
+            app.runtime().clone(),
             format!("direct-{}-{attempt}", uuid::Uuid::new_v4()),
             attempt,
         )

@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use beian::api::auth::Role;
-use beian::app::Services;
-use beian::queue::{self, Job, JobContext, JobError, Outcome, Registry};
+use beian::queue::{Job, JobContext, JobError, Outcome, Registry, Runtime};
+use beian::services::Services;
 use common::{Backend, eventually, spawn_app_with};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,12 +54,13 @@ struct Flaky {
 }
 
 impl Job for Flaky {
+    type Context = Services;
     const NAME: &'static str = "test.flaky";
     const QUEUE: &'static str = "testq";
     fn key(&self) -> String {
         self.tag.clone()
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let (run, limit) = next_run(&self.tag);
         if run <= limit {
             return Err(if self.permanent {
@@ -83,12 +84,13 @@ struct Slow {
 }
 
 impl Job for Slow {
+    type Context = Services;
     const NAME: &'static str = "test.slow";
     const QUEUE: &'static str = "testq";
     fn key(&self) -> String {
         self.tag.clone()
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         next_run(&self.tag);
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.tag).await? else {
@@ -96,6 +98,29 @@ impl Job for Slow {
         };
         tx.commit().await?;
         Ok(Outcome::Done)
+    }
+}
+
+/// Dies at once, quoting personal data in its error (as a gateway's refusal might).
+#[derive(Serialize, Deserialize)]
+struct Refused {
+    tag: String,
+    phone: String,
+    id_number: String,
+}
+
+impl Job for Refused {
+    type Context = Services;
+    const NAME: &'static str = "test.refused";
+    const QUEUE: &'static str = "testq";
+    fn key(&self) -> String {
+        self.tag.clone()
+    }
+    async fn run(self, _ctx: JobContext<Services>) -> Result<Outcome, JobError> {
+        Err(JobError::permanent(format!(
+            "the gateway refused {} (holder {})",
+            self.phone, self.id_number
+        )))
     }
 }
 
@@ -108,10 +133,14 @@ fn runs_of(tag: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn services_with_test_jobs(base: &Arc<Services>) -> Arc<Services> {
+/// The app's runtime with the test jobs instead of the app's.
+fn runtime_with_test_jobs(app: &common::TestApp) -> Arc<Runtime<Services>> {
     let mut registry = Registry::default();
-    registry.register::<Flaky>().register::<Slow>();
-    base.with_registry(registry)
+    registry
+        .register::<Flaky>()
+        .register::<Slow>()
+        .register::<Refused>();
+    app.runtime().with_registry(registry)
 }
 
 async fn enqueue(services: &Services, job: &Flaky) {
@@ -139,26 +168,10 @@ struct TestWorkers {
 }
 
 impl TestWorkers {
-    fn start(services: &Arc<Services>, name: &str) -> TestWorkers {
+    fn start(runtime: &Arc<Runtime<Services>>, name: &str) -> TestWorkers {
         let (stop, stopped) = watch::channel(false);
-        let (services, registry) = (services.clone(), services.registry.clone());
         let queues = vec!["testq".to_string()];
-        let handle = match services.config.queue.transport {
-            beian::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
-                services,
-                registry,
-                queues,
-                name.into(),
-                stopped,
-            )),
-            beian::config::Transport::Amqp => tokio::spawn(queue::amqp::run_consumers(
-                services,
-                registry,
-                queues,
-                name.into(),
-                stopped,
-            )),
-        };
+        let handle = tokio::spawn(runtime.clone().run_workers(queues, name.into(), stopped));
         TestWorkers { stop, handle }
     }
 
@@ -178,8 +191,8 @@ const FAST_RETRIES: &[(&str, &str)] = &[
 /// Also promise 2: the replayed run commits its effect once.
 async fn retries_then_dead_then_replayed(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
-    let services = services_with_test_jobs(app.services());
-    let workers = TestWorkers::start(&services, "w1");
+    let services = app.services().clone();
+    let workers = TestWorkers::start(&runtime_with_test_jobs(&app), "w1");
     let tag = format!("retry-{backend:?}");
     fail_until(&tag, 1000);
     enqueue(
@@ -204,7 +217,12 @@ async fn retries_then_dead_then_replayed(backend: Backend) {
     assert!(history.iter().all(|h| h["error"].as_str().unwrap().contains("flaked") && h["started_at"].is_string()));
     assert_eq!(effects(&services, &tag).await, 0);
     let (_, overview) = app.get("/v1/admin/queues", ADMIN).await;
-    assert!(overview.to_string().contains("dead"));
+    let testq = overview["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|q| q["queue"] == "testq"))
+        .unwrap_or_else(|| panic!("the overview lists every queue holding jobs: {overview}"));
+    assert_eq!(testq["dead"], 1, "{testq}");
+    assert_eq!(testq["ready"], 0, "{testq}");
     // The depth gauge's counts (partial indexes only) see the dead job.
     let counts = beian::store::jobs::open_counts(&services.db, services.clock.now_ms())
         .await
@@ -264,8 +282,8 @@ async fn retries_then_dead_then_replayed(backend: Backend) {
 /// Promise 3: an error marked permanent goes straight to dead (one attempt).
 async fn permanent_error_goes_straight_to_dead(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
-    let services = services_with_test_jobs(app.services());
-    let workers = TestWorkers::start(&services, "w1");
+    let services = app.services().clone();
+    let workers = TestWorkers::start(&runtime_with_test_jobs(&app), "w1");
     let tag = format!("permanent-{backend:?}");
     fail_until(&tag, 1000);
     enqueue(
@@ -320,7 +338,8 @@ async fn permanent_error_goes_straight_to_dead(backend: Backend) {
 /// handed to the broker is taken back by the embedded workers and runs (promise 1).
 async fn job_handed_to_a_broker_runs_after_moving_to_embedded(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
-    let services = services_with_test_jobs(app.services());
+    let services = app.services().clone();
+    let runtime = runtime_with_test_jobs(&app);
     let tag = format!("adopted-{backend:?}");
     enqueue(
         &services,
@@ -336,7 +355,7 @@ async fn job_handed_to_a_broker_runs_after_moving_to_embedded(backend: Backend) 
         .execute(services.db.pool())
         .await
         .unwrap();
-    let workers = TestWorkers::start(&services, "w1");
+    let workers = TestWorkers::start(&runtime, "w1");
     eventually(20, "the job once handed to a broker to run", || async {
         (effects(&services, &tag).await == 1).then_some(())
     })
@@ -353,12 +372,13 @@ struct Grouped {
 }
 
 impl Job for Grouped {
+    type Context = Services;
     const NAME: &'static str = "test.grouped";
     const QUEUE: &'static str = "testq";
     fn key(&self) -> String {
         self.tag.clone()
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.tag).await? else {
             return Ok(Outcome::Duplicate);
         };
@@ -371,14 +391,22 @@ impl Job for Grouped {
     }
 }
 
-/// Promise 2 with group commit: one job failing inside its effect spoils the transaction it
-/// shared with others; they run again at once, alone, and every effect commits exactly once,
-/// with no attempt counted for the re-run. The failing job is dead, with no effect.
+/// Promise 2 with group commit: effects share commits (one lane, 16 jobs at once); one job
+/// failing inside its effect spoils the transaction it shared with others; they run again
+/// at once, alone, and every effect commits exactly once, with no attempt counted for the
+/// re-run. The failing job is dead, with no effect.
 async fn one_failing_effect_loses_nothing_of_its_batch(backend: Backend) {
-    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let mut overrides = FAST_RETRIES.to_vec();
+    overrides.extend([
+        ("BEIAN__QUEUE__EFFECT_LANES", "1"),
+        ("BEIAN__JOBS__DEFAULT__CONCURRENCY", "16"),
+    ]);
+    let app = spawn_app_with(backend, &overrides).await;
     let mut registry = Registry::default();
     registry.register::<Grouped>();
-    let services = app.services().with_registry(registry);
+    let services = app.services().clone();
+    let runtime = app.runtime().with_registry(registry);
+    let before = runtime.effects().counts();
     let prefix = format!("grouped-{}", uuid::Uuid::new_v4().simple());
     let jobs: Vec<Grouped> = (0..60)
         .map(|n| Grouped {
@@ -395,7 +423,7 @@ async fn one_failing_effect_loses_nothing_of_its_batch(backend: Backend) {
         .unwrap();
     tx.commit().await.unwrap();
     services.queue.wake();
-    let workers = TestWorkers::start(&services, "w1");
+    let workers = TestWorkers::start(&runtime, "w1");
     let like = format!("{prefix}-%");
     eventually(30, "every job to be done or dead", || async {
         let open: i64 = sqlx::query_scalar(
@@ -421,6 +449,16 @@ async fn one_failing_effect_loses_nothing_of_its_batch(backend: Backend) {
         assert_eq!((state.as_str(), attempts), (expected, 1), "{key}");
         assert_eq!(effects(&services, &key).await, i64::from(!spoil), "{key}");
     }
+    // The commits were shared: some commit held more than one job's effect.
+    let after = runtime.effects().counts();
+    let (commits, committed) = (
+        after.commits - before.commits,
+        after.effects - before.effects,
+    );
+    assert!(
+        committed > commits && after.largest_batch > 1,
+        "no group commit held more than one effect ({committed} effects in {commits} commits)"
+    );
     workers.stop().await;
     app.stop().await;
 }
@@ -477,7 +515,8 @@ async fn spoiled_group_commit_rolls_back_every_share(backend: Backend) {
 /// job) has no second effect.
 async fn duplicate_delivery_has_no_second_effect(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
-    let services = services_with_test_jobs(app.services());
+    let services = app.services().clone();
+    let runtime = runtime_with_test_jobs(&app);
     let tag = format!("dup-{backend:?}");
     let job = Flaky {
         tag: tag.clone(),
@@ -492,7 +531,7 @@ async fn duplicate_delivery_has_no_second_effect(backend: Backend) {
         .unwrap();
     assert_eq!(queued, 1, "one job per (kind, key)");
     fail_until(&tag, 0);
-    let ctx = |attempt| JobContext::new(services.clone(), "x".into(), attempt);
+    let ctx = |attempt| JobContext::new(runtime.clone(), "x".into(), attempt);
     let first = Flaky {
         tag: tag.clone(),
         permanent: false,
@@ -516,7 +555,8 @@ async fn duplicate_delivery_has_no_second_effect(backend: Backend) {
 /// and completes once.
 async fn expired_lease_runs_again(backend: Backend) {
     let app = spawn_app_with(backend, FAST_RETRIES).await;
-    let services = services_with_test_jobs(app.services());
+    let services = app.services().clone();
+    let runtime = runtime_with_test_jobs(&app);
     let tag = format!("crash-{backend:?}");
     enqueue(
         &services,
@@ -535,7 +575,7 @@ async fn expired_lease_runs_again(backend: Backend) {
     assert_eq!(held.len(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     fail_until(&tag, 0);
-    let workers = TestWorkers::start(&services, "w2");
+    let workers = TestWorkers::start(&runtime, "w2");
     eventually(20, "the abandoned job to complete", || async {
         (effects(&services, &tag).await == 1).then_some(())
     })
@@ -556,13 +596,31 @@ async fn expired_lease_runs_again(backend: Backend) {
 }
 
 /// Promise 4 without false alarms: a job that runs longer than its lease keeps it (the lease
-/// is renewed), so a second worker never takes it for a crashed one.
+/// is renewed), so a rescue finds nothing to take back and a second worker never takes it
+/// for a crashed one. On AMQP a first delivery runs under the broker's hold, with no lease
+/// in the table; a redelivered message claims its jobs under a lease. So there the test has
+/// the broker redeliver: it takes the message first and gives it back unacked.
 async fn long_job_keeps_its_lease(backend: Backend) {
     let app = spawn_app_with(backend, &[("BEIAN__QUEUE__LEASE_SECONDS", "1")]).await;
-    let services = services_with_test_jobs(app.services());
-    let a = TestWorkers::start(&services, "w1");
-    let b = TestWorkers::start(&services, "w2");
+    let services = app.services().clone();
+    let runtime = runtime_with_test_jobs(&app);
     let tag = format!("slow-{backend:?}");
+    let amqp = services.config.queue.transport == beian::config::Transport::Amqp;
+    let broker = if amqp {
+        let connection = lapin::Connection::connect(
+            services.config.queue.amqp_url.expose(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        beian::queue::amqp::declare(runtime.settings(), &channel, &["testq".to_string()])
+            .await
+            .unwrap();
+        Some((connection, channel))
+    } else {
+        None
+    };
     let now = services.clock.now_ms();
     let mut tx = services.db.begin().await.unwrap();
     services
@@ -572,6 +630,56 @@ async fn long_job_keeps_its_lease(backend: Backend) {
         .unwrap();
     tx.commit().await.unwrap();
     services.queue.wake();
+    if let Some((connection, channel)) = broker {
+        let queue = format!("{}.testq", services.config.queue.amqp_prefix);
+        let first = eventually(20, "the relay to publish the job", || async {
+            channel
+                .basic_get(
+                    queue.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: false },
+                )
+                .await
+                .unwrap()
+        })
+        .await;
+        assert!(!first.delivery.redelivered);
+        // Closing without an ack hands the message back, marked redelivered.
+        connection.close(200, "bye".into()).await.unwrap();
+    }
+    let a = TestWorkers::start(&runtime, "w1");
+    let b = TestWorkers::start(&runtime, "w2");
+    let lease = |db: beian::store::Db, tag: String| async move {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT lease_until FROM jobs WHERE idem_key = $1 AND state = 'running'",
+        )
+        .bind(tag)
+        .fetch_optional(db.pool())
+        .await
+        .unwrap()
+        .flatten()
+    };
+    let first_lease = eventually(20, "the slow job to run under a lease", || {
+        lease(services.db.clone(), tag.clone())
+    })
+    .await;
+    eventually(20, "the job's first lease to run out", || async {
+        (chrono::Utc::now().timestamp_millis() > first_lease + 300).then_some(())
+    })
+    .await;
+    let real_now = chrono::Utc::now().timestamp_millis();
+    let rescued =
+        beian::store::jobs::rescue_expired(&services.db, real_now, services.clock.now_ms())
+            .await
+            .unwrap();
+    assert_eq!(
+        rescued, 0,
+        "a running job's lease was taken for a crashed worker's"
+    );
+    let renewed = lease(services.db.clone(), tag.clone()).await;
+    assert!(
+        renewed.is_some_and(|until| until > real_now),
+        "still running, its lease renewed past {real_now}: {renewed:?} (first {first_lease})"
+    );
     eventually(30, "the slow job to finish", || async {
         (effects(&services, &tag).await == 1).then_some(())
     })
@@ -586,6 +694,79 @@ async fn long_job_keeps_its_lease(backend: Backend) {
     app.stop().await;
 }
 
+/// Admin views mask personal data: an `sms.send` payload (the recipient's phone, a name in
+/// its parameters), and a dead job's error and history quoting a phone and an ID number.
+async fn admin_views_mask_personal_data(backend: Backend) {
+    let app = spawn_app_with(backend, FAST_RETRIES).await;
+    let services = app.services().clone();
+    let workers = TestWorkers::start(&runtime_with_test_jobs(&app), "w1");
+    let (phone, id_number, name) = ("13912345678", "11010119900307123X", "张小三");
+    let message_id = format!("mask-{}", uuid::Uuid::new_v4().simple());
+    let sms = beian::workers::sms_send::SmsSend {
+        message: beian::providers::sms::SmsMessage {
+            message_id: message_id.clone(),
+            phone: phone.into(),
+            template: "filing_decision".into(),
+            params: [("filer_name".to_string(), name.to_string())].into(),
+        },
+        code: None,
+    };
+    let tag = format!("refused-{}", uuid::Uuid::new_v4().simple());
+    let refused = Refused {
+        tag: tag.clone(),
+        phone: phone.into(),
+        id_number: id_number.into(),
+    };
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    services.queue.enqueue(&mut tx, &sms, now).await.unwrap();
+    services
+        .queue
+        .enqueue(&mut tx, &refused, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    services.queue.wake();
+
+    let find = |list: &Value, key: &str| {
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|j| j["key"] == key).cloned())
+    };
+    let (dead_list, dead) = eventually(20, "the refused job to be dead", || async {
+        let (_, list) = app.get("/v1/admin/jobs?state=dead", ADMIN).await;
+        find(&list, &tag).map(|job| (list, job))
+    })
+    .await;
+    let (sms_list, sms_job) = eventually(20, "the sms.send job to be listed", || async {
+        let (_, list) = app.get("/v1/admin/jobs?queue=sms", ADMIN).await;
+        find(&list, &message_id).map(|job| (list, job))
+    })
+    .await;
+    let (_, all) = app.get("/v1/admin/jobs", ADMIN).await;
+    for answer in [&dead_list, &sms_list, &all] {
+        let text = answer.to_string();
+        for personal in [phone, id_number, name] {
+            assert!(!text.contains(personal), "{personal} shown whole: {text}");
+        }
+    }
+    assert_eq!(sms_job["payload"]["message"]["phone"], "139****5678");
+    assert_eq!(
+        sms_job["payload"]["message"]["params"]["filer_name"],
+        "张*三"
+    );
+    assert_eq!(sms_job["payload"]["message"]["template"], "filing_decision");
+    assert_eq!(dead["payload"]["phone"], "139****5678");
+    assert_eq!(dead["payload"]["id_number"], "1101**********123X");
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("139****5678") && error.contains("1101**********123X"),
+        "{error}"
+    );
+    workers.stop().await;
+    app.stop().await;
+}
+
 on_every_deployment! {
     long_job_keeps_its_lease_while_it_runs => long_job_keeps_its_lease;
     retries_with_backoff_then_dead_then_replay => retries_then_dead_then_replayed;
@@ -596,6 +777,7 @@ on_every_deployment! {
 }
 
 on_both_databases! {
+    admin_views_mask_personal_data => admin_views_mask_personal_data;
     spoiled_group_commit_rolls_back_every_share => spoiled_group_commit_rolls_back_every_share;
     embedded_takes_back_jobs_left_in_a_broker => job_handed_to_a_broker_runs_after_moving_to_embedded;
 }

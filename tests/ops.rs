@@ -432,3 +432,39 @@ fn production_refuses_missing_secrets_and_config_masks_them() {
     assert!(text.contains("code_secret = \"****\""), "{text}");
     assert!(!text.contains("owner-code-secret-xyz-987"), "{text}");
 }
+
+/// Every process checks `[jobs.<queue>]` and `[cron.<name>]` names at start against what
+/// the binary offers, and the message names the key (the configuration here skips the
+/// loader's own checks, as a configuration built in code would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_refuses_unknown_queue_and_schedule_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("beian.db").display());
+    let config = common::test_config(&url, dir.path(), &[]);
+    let mut unknown_queue = config.clone();
+    let default = unknown_queue.jobs["default"].clone();
+    unknown_queue.jobs.insert("smss".into(), default);
+    let mut unknown_schedule = config.clone();
+    let entry = unknown_schedule.cron["maintenance_prune"].clone();
+    unknown_schedule.cron.insert("nightly_report".into(), entry);
+    for (config, key) in [
+        (unknown_queue, "jobs.smss: unknown queue"),
+        (unknown_schedule, "cron.nightly_report: no such schedule"),
+    ] {
+        for parts in [
+            beian::app::Parts::serve(&config),
+            beian::app::Parts {
+                api: false,
+                workers: Some(vec!["sms".into()]),
+                scheduler: false,
+                migrate: true,
+            },
+        ] {
+            let error = match beian::app::start(config.clone(), parts).await {
+                Ok(_) => panic!("started with {key}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(error.starts_with(key), "{error}");
+        }
+    }
+}

@@ -6,9 +6,11 @@ use crate::domain::filing::FilingStatus;
 pub use crate::filings::FaceVerify;
 use crate::filings::face::apply_verdict;
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::filings;
 
 impl Job for FaceVerify {
+    type Context = Services;
     const NAME: &'static str = "face.verify";
     const QUEUE: &'static str = "face";
 
@@ -16,7 +18,7 @@ impl Job for FaceVerify {
         self.dedup_key()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(filing) = filings::find(ctx.db().pool(), &self.filing_id).await? else {
             return Err(JobError::permanent(format!(
                 "filing {} does not exist",

@@ -5,8 +5,10 @@
 use crate::filings::code::{abandon, expire};
 pub use crate::filings::jobs::{Abandon, CodeExpire};
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 
 impl Job for CodeExpire {
+    type Context = Services;
     const NAME: &'static str = "filing.code_expire";
     const QUEUE: &'static str = "filing";
 
@@ -14,7 +16,7 @@ impl Job for CodeExpire {
         self.dedup_key()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };
@@ -29,6 +31,7 @@ impl Job for CodeExpire {
 }
 
 impl Job for Abandon {
+    type Context = Services;
     const NAME: &'static str = "filing.abandon";
     const QUEUE: &'static str = "filing";
 
@@ -36,7 +39,7 @@ impl Job for Abandon {
         self.dedup_key()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };

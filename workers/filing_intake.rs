@@ -5,6 +5,7 @@ use crate::filings::FilingError;
 pub use crate::filings::FilingIntake;
 use crate::filings::intake::{Intake, take_in};
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 
 /// How the lifecycle's refusals end a job: a database error is retried, anything else is
 /// bad data and fails at once.
@@ -18,6 +19,7 @@ impl From<FilingError> for JobError {
 }
 
 impl Job for FilingIntake {
+    type Context = Services;
     const NAME: &'static str = "filing.intake";
     const QUEUE: &'static str = "filing";
 
@@ -25,7 +27,7 @@ impl Job for FilingIntake {
         self.dedup_key()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };

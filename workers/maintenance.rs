@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -13,6 +14,7 @@ pub struct Prune {
 }
 
 impl Job for Prune {
+    type Context = Services;
     const NAME: &'static str = "maintenance.prune";
     const QUEUE: &'static str = "maintenance";
 
@@ -20,7 +22,7 @@ impl Job for Prune {
         format!("maintenance_prune:{}", self.slot_ms)
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let now = ctx.clock().now_ms();
         let pruned = crate::store::jobs::prune(ctx.db(), now - DAY_MS, now - 7 * DAY_MS).await?;
         tracing::info!(pruned, "finished jobs pruned");

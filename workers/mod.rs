@@ -1,6 +1,8 @@
-//! The job handlers: one file per job kind, each idempotent (its effect commits together
-//! with the record of its key). `registry()` lists every kind this binary runs, and
-//! `cron_job` maps a `[cron]` schedule name to the job it enqueues.
+//! The job handlers: one file per job kind (the owner-code timers share
+//! `filing_code.rs`), each idempotent (its effect commits together with the record of its
+//! key). This module hands the job runtime what the application offers: [`QUEUES`] (the
+//! queues of `spec/jobs.md`), [`registry`] (every kind this binary runs) and
+//! [`cron_table`] (the `[cron]` schedule names and the job each enqueues).
 
 pub mod face_verify;
 pub mod filing_code;
@@ -9,9 +11,23 @@ pub mod maintenance;
 pub mod notify_decision;
 pub mod sms_send;
 
-use crate::queue::{Job, Registry};
+use crate::queue::{CronTable, Registry};
+use crate::services::Services;
 
-pub fn registry() -> Registry {
+/// The job queues of `spec/jobs.md`; `[jobs.<queue>]` accepts these names and `default`.
+pub const QUEUES: &[&str] = &[
+    "filing",
+    "sms",
+    "face",
+    "review",
+    "notify",
+    "violation",
+    "payment",
+    "reconcile",
+    "maintenance",
+];
+
+pub fn registry() -> Registry<Services> {
     let mut registry = Registry::default();
     registry
         .register::<filing_intake::FilingIntake>()
@@ -24,21 +40,21 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// The schedule names `[cron]` accepts.
-pub const CRON_NAMES: &[&str] = &["maintenance_prune"];
-
-/// The job a cron slot enqueues: (kind, queue, payload).
-pub fn cron_job(name: &str, slot_ms: i64) -> Option<(&'static str, &'static str, String)> {
-    match name {
-        "maintenance_prune" => Some(payload(&maintenance::Prune { slot_ms })),
-        _ => None,
-    }
+/// The schedules `[cron]` may time, by name.
+pub fn cron_table() -> CronTable {
+    let mut table = CronTable::default();
+    table.add("maintenance_prune", |slot_ms| maintenance::Prune {
+        slot_ms,
+    });
+    table
 }
 
-fn payload<J: Job>(job: &J) -> (&'static str, &'static str, String) {
-    (
-        J::NAME,
-        J::QUEUE,
-        serde_json::to_string(job).expect("job payloads serialize"),
-    )
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_job_runs_on_a_known_queue() {
+        for (kind, queue) in super::registry().kinds() {
+            assert!(super::QUEUES.contains(&queue), "{kind} runs on {queue}");
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub use crate::filings::jobs::NotifyDecision;
 use crate::filings::jobs::SmsSend;
 use crate::providers::sms::{SmsMessage, template};
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 use crate::store::{filings, messages, registry};
 
 fn wording(decision: &str) -> &'static str {
@@ -19,6 +20,7 @@ fn wording(decision: &str) -> &'static str {
 }
 
 impl Job for NotifyDecision {
+    type Context = Services;
     const NAME: &'static str = "notify.decision";
     const QUEUE: &'static str = "notify";
 
@@ -26,7 +28,7 @@ impl Job for NotifyDecision {
         self.dedup_key()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let Some(mut tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
         };

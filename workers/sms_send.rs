@@ -4,11 +4,13 @@
 //! A filing code is derived at send time, so the job payload never holds it.
 
 use crate::queue::{Job, JobContext, JobError, Outcome};
+use crate::services::Services;
 
 // The payload lives with the filing lifecycle that enqueues it (`filings::jobs`).
 pub use crate::filings::jobs::{CodeRef, SmsSend};
 
 impl Job for SmsSend {
+    type Context = Services;
     const NAME: &'static str = "sms.send";
     const QUEUE: &'static str = "sms";
 
@@ -16,7 +18,7 @@ impl Job for SmsSend {
         self.message.message_id.clone()
     }
 
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let key = self.key();
         if crate::store::jobs::effect_done(ctx.db(), Self::NAME, &key).await? {
             return Ok(Outcome::Duplicate);
@@ -27,7 +29,7 @@ impl Job for SmsSend {
                 crate::filings::code::keys(ctx.app()).owner_code(&code.filing_id, code.code_number);
             message.params.insert("code".into(), value);
         }
-        ctx.services
+        ctx.app()
             .sms
             .send(&message)
             .await

@@ -1,5 +1,8 @@
 //! The operator's view of the job runtime (role `admin`): queue overview, dead jobs with
-//! every attempt's error, and replay of a dead job.
+//! every attempt's error, and replay of a dead job. Jobs are shown through [`view`], which
+//! masks personal data.
+
+mod view;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +16,8 @@ use super::AppState;
 use super::auth::{Caller, Role};
 use super::idempotency::{Idempotency, OptionalIdempotencyKey};
 use super::problem::{ApiError, ApiResult, Path, Problem, Query};
-use crate::store::jobs::{self, JobView};
+use crate::store::jobs;
+pub use view::JobView;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,7 +60,19 @@ async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<axum
             .map(|(_, _, n)| *n)
             .unwrap_or(0)
     };
-    let items = crate::queue::QUEUES
+    // The application's queues, then any other queue that holds jobs (a job kind of
+    // another version of the binary, a test's queue).
+    let mut names: Vec<String> = state.queue.settings().queues().map(String::from).collect();
+    let held = counts
+        .iter()
+        .map(|(q, _, _)| q)
+        .chain(done.iter().map(|(q, _)| q));
+    for queue in held {
+        if !names.contains(queue) {
+            names.push(queue.clone());
+        }
+    }
+    let items = names
         .iter()
         .map(|q| QueueOverview {
             queue: q.to_string(),
@@ -124,14 +140,17 @@ async fn list_jobs(
             "limit: between 1 and 500",
         ));
     }
-    let items = jobs::list(
+    let items: Vec<JobView> = jobs::list(
         &state.db,
         filter.state.as_deref(),
         filter.queue.as_deref(),
         filter.cursor.as_deref(),
         limit,
     )
-    .await?;
+    .await?
+    .into_iter()
+    .map(JobView::from)
+    .collect();
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|j| j.id.clone()))
         .flatten();

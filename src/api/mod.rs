@@ -48,7 +48,7 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenKeys>,
     pub metrics: PrometheusHandle,
     pub queue: Queue,
-    pub services: Arc<crate::app::Services>,
+    pub services: Arc<crate::services::Services>,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

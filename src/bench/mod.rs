@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::queue::{self, Job, JobContext, JobError, Outcome, Registry};
+use crate::queue::{self, Job, JobContext, JobError, Outcome, Registry, Runtime};
+use crate::services::Services;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -51,12 +52,13 @@ struct Touch {
 }
 
 impl Job for Touch {
+    type Context = ();
     const NAME: &'static str = "bench.touch";
     const QUEUE: &'static str = "bench";
     fn key(&self) -> String {
         format!("bench-{}-{}", self.enqueued_ms, self.n)
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<()>) -> Result<Outcome, JobError> {
         let latency = ctx.clock().now_ms() - self.enqueued_ms;
         metrics::histogram!("beian_bench_latency_ms").record(latency as f64);
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
@@ -80,13 +82,13 @@ pub async fn run(config: Config, what: BenchCommand) -> anyhow::Result<()> {
 
 async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let base = crate::app::build_services(config.clone(), true).await?;
+    let services = crate::app::build_services(config.clone(), true).await?;
     let mut registry = Registry::default();
     registry.register::<Touch>();
-    let services = base.with_registry(registry);
+    let runtime = bench_runtime(&services, registry);
     LATENCIES.lock().expect("lock").clear();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = start_workers(&services, Touch::QUEUE, stop_rx);
+    let workers = start_workers(&runtime, Touch::QUEUE, stop_rx);
     let started = Instant::now();
     let now = services.clock.now_ms();
     for chunk_start in (0..count).step_by(500) {
@@ -131,33 +133,32 @@ async fn jobs(config: Config, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A job runtime of the benchmark's own jobs, which need no application context: the
+/// runtime knows no application.
+fn bench_runtime(services: &Services, registry: Registry<()>) -> Arc<Runtime<()>> {
+    Runtime::new(
+        Arc::new(()),
+        services.db.clone(),
+        services.clock.clone(),
+        services.queue.clone(),
+        registry,
+    )
+}
+
 /// Workers (and, on AMQP, the relay) for one queue, until `stop` turns true.
 fn start_workers(
-    services: &Arc<crate::app::Services>,
+    runtime: &Arc<Runtime<()>>,
     queue_name: &str,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let queues = vec![queue_name.to_string()];
-    let registry = services.registry.clone();
-    match services.config.queue.transport {
-        crate::config::Transport::Embedded => tokio::spawn(queue::embedded::run(
-            services.clone(),
-            registry,
-            queues,
-            queue::worker_name(),
-            stop,
-        )),
-        crate::config::Transport::Amqp => {
-            tokio::spawn(queue::amqp::run_relay(services.clone(), stop.clone()));
-            tokio::spawn(queue::amqp::run_consumers(
-                services.clone(),
-                registry,
-                queues,
-                queue::worker_name(),
-                stop,
-            ))
-        }
+    if runtime.settings().queue.transport == crate::config::Transport::Amqp {
+        tokio::spawn(queue::amqp::run_relay(runtime.clone(), stop.clone()));
     }
+    tokio::spawn(runtime.clone().run_workers(
+        vec![queue_name.to_string()],
+        queue::worker_name(),
+        stop,
+    ))
 }
 
 /// The p-th quantile of sorted values.

@@ -21,12 +21,13 @@ struct TimerFired {
 static LAGS: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
 impl Job for TimerFired {
+    type Context = ();
     const NAME: &'static str = "bench.timer_fired";
     const QUEUE: &'static str = "bench";
     fn key(&self) -> String {
         format!("bench-timer-{}-{}", self.due_ms, self.n)
     }
-    async fn run(self, ctx: JobContext) -> Result<Outcome, JobError> {
+    async fn run(self, ctx: JobContext<()>) -> Result<Outcome, JobError> {
         let lag = ctx.clock().now_ms() - self.due_ms;
         let Some(tx) = ctx.begin_effect(Self::NAME, &self.key()).await? else {
             return Ok(Outcome::Duplicate);
@@ -39,14 +40,14 @@ impl Job for TimerFired {
 
 pub async fn run(config: Config, count: usize, seconds: u32) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let base = crate::app::build_services(config.clone(), true).await?;
+    let services = crate::app::build_services(config.clone(), true).await?;
     let mut registry = Registry::default();
     registry.register::<TimerFired>();
-    let services = base.with_registry(registry);
+    let runtime = super::bench_runtime(&services, registry);
     LAGS.lock().expect("lock").clear();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = super::start_workers(&services, TimerFired::QUEUE, stop_rx.clone());
-    let scheduler = tokio::spawn(queue::timers::run(services.clone(), stop_rx));
+    let workers = super::start_workers(&runtime, TimerFired::QUEUE, stop_rx.clone());
+    let scheduler = tokio::spawn(queue::timers::run(runtime.clone(), stop_rx));
 
     // Due from 1 s from now, evenly over `seconds`.
     let start = services.clock.now_ms() + 1_000;

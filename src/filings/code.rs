@@ -9,11 +9,11 @@ use super::jobs::{
     Abandon, CodeExpire, CodeRef, SmsSend, abandon_key, code_message_id, expire_key,
 };
 use super::{FilingError, FilingResult, code_rules, step};
-use crate::app::Services;
 use crate::domain::filing::FilingStatus;
 use crate::domain::filing::code::{CodeKeys, CodeState};
 use crate::domain::masking::mask_name;
 use crate::providers::sms::{SmsMessage, template};
+use crate::services::Services;
 use crate::store::filings::{self, Filing};
 use crate::store::{Tx, registry, sms_log};
 

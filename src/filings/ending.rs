@@ -3,7 +3,7 @@
 //! code's timers go with it.
 
 use super::{FilingError, FilingResult, code};
-use crate::app::Services;
+use crate::services::Services;
 use crate::store::Tx;
 use crate::store::filings::{self, Filing};
 

@@ -4,9 +4,9 @@
 
 use super::jobs::{FaceVerify, NotifyDecision};
 use super::{FilingError, FilingResult, step};
-use crate::app::Services;
 use crate::domain::filing::FilingStatus;
 use crate::queue::Job;
+use crate::services::Services;
 use crate::store::Tx;
 use crate::store::filings::{self, Filing};
 

@@ -6,11 +6,11 @@
 
 use super::jobs::NotifyDecision;
 use super::{FilingError, FilingResult, code, step};
-use crate::app::Services;
 use crate::domain::filing::{
     FilingCounts, FilingLimits, FilingStatus, RejectReason, check_limits, check_vehicle,
 };
 use crate::domain::plate::is_fileable;
+use crate::services::Services;
 use crate::store::Tx;
 use crate::store::filings::{self, Filing};
 use crate::store::registry::{find_driver, find_vehicle};

@@ -12,9 +12,9 @@ pub mod face;
 pub mod intake;
 pub mod jobs;
 
-use crate::app::Services;
 use crate::domain::filing::code::{CodeRules, EntryRefused, ResendRefused};
 use crate::domain::filing::{FilingMethod, FilingStatus, ForbiddenMove, Relationship};
+use crate::services::Services;
 use crate::store::Tx;
 use crate::store::filings::{self, Filing};
 

@@ -1,8 +1,10 @@
-//! Cron: schedules from `[cron]` in Asia/Shanghai time. Each slot is claimed with an insert
-//! into `cron_slots` in the same transaction that enqueues its job, so it runs once however
-//! many schedulers run. A slot missed while everything was down runs once at start when the
-//! schedule's `catch_up` is on (the default).
+//! Cron: the application's [`CronTable`] (schedule name -> job) timed by `[cron]`, in
+//! Asia/Shanghai time. Each slot is claimed with an insert into `cron_slots` in the same
+//! transaction that enqueues its job, so it runs once however many schedulers run. A slot
+//! missed while everything was down runs once at start when the schedule's `catch_up` is on
+//! (the default).
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,32 +13,81 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use tokio::sync::watch;
 
-use crate::app::Services;
-use crate::store::DbResult;
+use super::handle::payload_of;
+use super::{Job, Runtime};
+use crate::config::CronEntry;
+use crate::store::{DbResult, cron as store};
 
-/// A configured schedule, parsed.
+type MakeJob = Arc<dyn Fn(i64) -> DbResult<String> + Send + Sync>;
+
+/// What a schedule enqueues: the job's kind and queue, and its payload for a slot.
+#[derive(Clone)]
+struct CronJob {
+    kind: &'static str,
+    queue: &'static str,
+    payload: MakeJob,
+}
+
+/// The schedules the application offers, by name (`[cron.<name>]` picks their times).
+#[derive(Clone, Default)]
+pub struct CronTable {
+    jobs: BTreeMap<&'static str, CronJob>,
+}
+
+impl CronTable {
+    /// Schedule `name` enqueues `job(slot_ms)` for each of its slots.
+    pub fn add<J: Job>(&mut self, name: &'static str, job: fn(i64) -> J) -> &mut Self {
+        let payload: MakeJob = Arc::new(move |slot_ms| payload_of(&job(slot_ms)));
+        self.jobs.insert(
+            name,
+            CronJob {
+                kind: J::NAME,
+                queue: J::QUEUE,
+                payload,
+            },
+        );
+        self
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.jobs.contains_key(name)
+    }
+
+    /// The schedule names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.jobs.keys().copied()
+    }
+}
+
+/// A configured schedule, parsed, with the job it enqueues.
 pub struct Schedule {
     pub name: String,
     pub cron: Cron,
     pub catch_up: bool,
+    job: CronJob,
 }
 
-/// Parses every `cron.<name>`; an unknown name or a bad expression names the key.
-pub fn schedules(services: &Services) -> anyhow::Result<Vec<Schedule>> {
+/// Parses every `cron.<name>` against `table`; an unknown name or a bad expression names
+/// the key.
+pub fn schedules(
+    entries: &BTreeMap<String, CronEntry>,
+    table: &CronTable,
+) -> anyhow::Result<Vec<Schedule>> {
     let mut out = Vec::new();
-    for (name, entry) in &services.config.cron {
-        if crate::workers::cron_job(name, 0).is_none() {
+    for (name, entry) in entries {
+        let Some(job) = table.jobs.get(name.as_str()) else {
             anyhow::bail!(
                 "cron.{name}: no such schedule (known: {})",
-                crate::workers::CRON_NAMES.join(", ")
+                table.names().collect::<Vec<_>>().join(", ")
             );
-        }
+        };
         let cron =
             Cron::from_str(entry.schedule()).map_err(|e| anyhow::anyhow!("cron.{name}: {e}"))?;
         out.push(Schedule {
             name: name.clone(),
             cron,
             catch_up: entry.catch_up(),
+            job: job.clone(),
         });
     }
     Ok(out)
@@ -64,47 +115,42 @@ fn latest_at_or_before(cron: &Cron, at_ms: i64) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// Claims `slot_ms` of `name` and enqueues its job; false when another process had it.
-pub async fn claim_slot(services: &Services, name: &str, slot_ms: i64) -> DbResult<bool> {
-    let Some((job_kind, queue, payload)) = crate::workers::cron_job(name, slot_ms) else {
-        return Ok(false);
-    };
-    let now = services.clock.now_ms();
-    let mut tx = services.db.begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO cron_slots (name, slot_at, claimed_at) VALUES ($1, $2, $3)
-         ON CONFLICT (name, slot_at) DO NOTHING",
-    )
-    .bind(name)
-    .bind(slot_ms)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+/// Claims `slot_ms` of `schedule` and enqueues its job; false when another process had it.
+pub async fn claim_slot<C: Send + Sync + 'static>(
+    runtime: &Runtime<C>,
+    schedule: &Schedule,
+    slot_ms: i64,
+) -> DbResult<bool> {
+    let name = schedule.name.as_str();
+    let now = runtime.clock().now_ms();
+    let mut tx = runtime.db().begin().await?;
+    let claimed = store::claim_slot(&mut tx, name, slot_ms, now).await?;
     if claimed {
-        let key = format!("{name}:{slot_ms}");
-        services
-            .queue
-            .enqueue_raw(&mut tx, job_kind, queue, &key, &payload, now, now)
-            .await?;
+        let job = &schedule.job;
+        let new = (
+            job.kind,
+            job.queue,
+            format!("{name}:{slot_ms}"),
+            (job.payload)(slot_ms)?,
+        );
+        runtime.queue().enqueue_raw(&mut tx, &new, now, now).await?;
     }
     tx.commit().await?;
     if claimed {
         metrics::counter!("beian_cron_slots_total", "schedule" => name.to_string()).increment(1);
-        services.queue.wake();
+        runtime.queue().wake();
         tracing::info!(schedule = name, slot = %crate::clock::rfc3339(slot_ms), "cron slot enqueued");
     }
     Ok(claimed)
 }
 
 /// The scheduler's cron loop.
-pub async fn run(
-    services: Arc<Services>,
+pub async fn run<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
     schedules: Vec<Schedule>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let start = services.clock.now_ms();
+    let start = runtime.clock().now_ms();
     // Next slot to consider, per schedule.
     let mut next: Vec<Option<i64>> = Vec::new();
     for s in &schedules {
@@ -117,12 +163,12 @@ pub async fn run(
         next.push(first);
     }
     while !*shutdown.borrow() {
-        let now = services.clock.now_ms();
+        let now = runtime.clock().now_ms();
         let mut sleep_ms = 1000i64;
         for (i, s) in schedules.iter().enumerate() {
             let Some(slot) = next[i] else { continue };
             if slot <= now {
-                match claim_slot(&services, &s.name, slot).await {
+                match claim_slot(&runtime, s, slot).await {
                     Ok(_) => {
                         // Skip slots that passed meanwhile (a clock jump): run the latest once.
                         next[i] = next_after(&s.cron, now.max(slot));
@@ -146,7 +192,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms.clamp(10, 1000) as u64)) => {}
-            _ = services.clock.moved() => {}
+            _ = runtime.clock().moved() => {}
             _ = shutdown.changed() => {}
         }
     }

@@ -18,7 +18,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,6 +41,34 @@ pub enum EffectError {
 pub struct EffectLanes {
     lanes: Vec<mpsc::UnboundedSender<Request>>,
     next: AtomicUsize,
+    stats: Arc<Stats>,
+}
+
+/// What the lanes committed so far (also the `beian_effect_batch_size` histogram).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EffectCounts {
+    /// Group commits that committed.
+    pub commits: u64,
+    /// Effects those commits held.
+    pub effects: u64,
+    /// The most effects one commit held.
+    pub largest_batch: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    effects: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+impl Stats {
+    fn committed(&self, effects: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.effects.fetch_add(effects as u64, Ordering::Relaxed);
+        self.largest_batch
+            .fetch_max(effects as u64, Ordering::Relaxed);
+    }
 }
 
 struct Request {
@@ -64,16 +92,27 @@ impl EffectLanes {
     /// Starts `lanes` lane tasks on `db` (on the current runtime); a batch holds at most
     /// `batch_max` effects.
     pub fn start(db: &Db, lanes: usize, batch_max: usize) -> EffectLanes {
+        let stats = Arc::new(Stats::default());
         let lanes = (0..lanes.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(run_lane(db.clone(), rx, batch_max.max(1)));
+                tokio::spawn(run_lane(db.clone(), rx, batch_max.max(1), stats.clone()));
                 tx
             })
             .collect();
         EffectLanes {
             lanes,
             next: AtomicUsize::new(0),
+            stats,
+        }
+    }
+
+    /// What these lanes committed so far.
+    pub fn counts(&self) -> EffectCounts {
+        EffectCounts {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            effects: self.stats.effects.load(Ordering::Relaxed),
+            largest_batch: self.stats.largest_batch.load(Ordering::Relaxed),
         }
     }
 
@@ -157,7 +196,12 @@ impl Drop for Effect {
     }
 }
 
-async fn run_lane(db: Db, mut requests: mpsc::UnboundedReceiver<Request>, batch_max: usize) {
+async fn run_lane(
+    db: Db,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    batch_max: usize,
+    stats: Arc<Stats>,
+) {
     let mut pending: Option<Request> = None;
     'batches: loop {
         let first = match pending.take() {
@@ -229,6 +273,9 @@ async fn run_lane(db: Db, mut requests: mpsc::UnboundedReceiver<Request>, batch_
                 .map_err(|e| EffectError::Commit(e.to_string()))
         };
         metrics::histogram!("beian_effect_batch_size").record(members.len() as f64);
+        if outcome.is_ok() {
+            stats.committed(members.len());
+        }
         for member in members {
             let _ = member.send(outcome.clone());
         }

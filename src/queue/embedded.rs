@@ -9,27 +9,21 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::{Registry, runner};
-use crate::app::Services;
+use super::{Runtime, runner};
 use crate::store::jobs;
 
 /// Runs the claim loops of `queues` until `shutdown` turns true, then finishes or hands back
 /// what it holds within `shutdown.grace_seconds`.
-pub async fn run(
-    services: Arc<Services>,
-    registry: Arc<Registry>,
+pub async fn run<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
     queues: Vec<String>,
     worker: String,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut loops = vec![tokio::spawn(rescue_loop(
-        services.clone(),
-        shutdown.clone(),
-    ))];
+    let mut loops = vec![tokio::spawn(rescue_loop(runtime.clone(), shutdown.clone()))];
     for queue in queues {
         loops.push(tokio::spawn(claim_loop(
-            services.clone(),
-            registry.clone(),
+            runtime.clone(),
             queue,
             worker.clone(),
             shutdown.clone(),
@@ -43,8 +37,11 @@ pub async fn run(
 /// Puts the jobs of crashed workers (their lease ran out) back in the queue, checking every
 /// half lease (at most every 5 s), and wakes the claim loops when it found any. At start it
 /// also takes back jobs left queued in a broker by an earlier AMQP deployment.
-async fn rescue_loop(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
-    match jobs::adopt_published(&services.db, services.clock.now_ms()).await {
+async fn rescue_loop<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    match jobs::adopt_published(runtime.db(), runtime.clock().now_ms()).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
             adopted = n,
@@ -52,11 +49,11 @@ async fn rescue_loop(services: Arc<Services>, mut shutdown: watch::Receiver<bool
         ),
         Err(e) => tracing::warn!(error = %e, "cannot look for jobs handed to a broker"),
     }
-    let lease_ms = services.config.queue.lease_seconds * 1000;
+    let lease_ms = runtime.settings().queue.lease_seconds * 1000;
     let every = Duration::from_millis((lease_ms / 2).clamp(100, 5_000));
     while !*shutdown.borrow() {
-        if super::rescue_crashed(&services).await > 0 {
-            services.queue.wake();
+        if super::rescue_crashed(runtime.db(), runtime.clock()).await > 0 {
+            runtime.queue().wake();
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -65,21 +62,20 @@ async fn rescue_loop(services: Arc<Services>, mut shutdown: watch::Receiver<bool
     }
 }
 
-async fn claim_loop(
-    services: Arc<Services>,
-    registry: Arc<Registry>,
+async fn claim_loop<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
     queue: String,
     worker: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let settings = services.config.queue_settings(&queue);
+    let settings = runtime.settings().queue_settings(&queue);
     let concurrency = settings.concurrency as usize;
     let permits = Arc::new(Semaphore::new(concurrency));
-    let poll = Duration::from_millis(services.config.queue.poll_interval_ms.max(10));
-    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+    let poll = Duration::from_millis(runtime.settings().queue.poll_interval_ms.max(10));
+    let lease_ms = runtime.settings().queue.lease_seconds as i64 * 1000;
     let mut failures = 0u32;
     while !*shutdown.borrow() {
-        let ready = services.queue.jobs_ready().notified();
+        let ready = runtime.queue().jobs_ready().notified();
         tokio::pin!(ready);
         ready.as_mut().enable();
         let free = permits.available_permits();
@@ -91,10 +87,10 @@ async fn claim_loop(
             continue;
         }
         let claimed = jobs::claim(
-            &services.db,
+            runtime.db(),
             &queue,
             free as i64,
-            services.clock.now_ms(),
+            runtime.clock().now_ms(),
             chrono::Utc::now().timestamp_millis(),
             lease_ms,
             &worker,
@@ -121,7 +117,7 @@ async fn claim_loop(
             tokio::select! {
                 _ = &mut ready => {}
                 _ = tokio::time::sleep(poll) => {}
-                _ = services.clock.moved() => {}
+                _ = runtime.clock().moved() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -132,19 +128,24 @@ async fn claim_loop(
                 .acquire_owned()
                 .await
                 .expect("semaphore open");
-            let services = services.clone();
-            let registry = registry.clone();
+            let runtime = runtime.clone();
             tokio::spawn(async move {
-                runner::run(&services, &registry, job).await;
+                runner::run(&runtime, job).await;
                 drop(permit);
             });
         }
     }
     // Shutdown: wait for the jobs in hand, then hand back whatever is still running.
-    let grace = Duration::from_secs(services.config.shutdown.grace_seconds);
+    let grace = Duration::from_secs(runtime.settings().shutdown.grace_seconds);
     let all = permits.acquire_many(concurrency as u32);
     if tokio::time::timeout(grace, all).await.is_err() {
-        match jobs::release_held(&services.db, &worker, Some(&queue), services.clock.now_ms()).await
+        match jobs::release_held(
+            runtime.db(),
+            &worker,
+            Some(&queue),
+            runtime.clock().now_ms(),
+        )
+        .await
         {
             Ok(n) => {
                 tracing::warn!(queue = %queue, returned = n, "shutdown: jobs still running were handed back")

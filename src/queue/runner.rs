@@ -8,8 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{JobContext, JobError, Outcome, Registry, retry};
-use crate::app::Services;
+use super::{JobContext, JobError, Outcome, Runtime, retry};
 use crate::clock::rfc3339;
 use crate::store::jobs::{self, ClaimedJob};
 
@@ -24,27 +23,27 @@ pub enum Finished {
     Unrecorded,
 }
 
-pub async fn run(
-    services: &std::sync::Arc<Services>,
-    registry: &Registry,
+pub async fn run<C: Send + Sync + 'static>(
+    runtime: &std::sync::Arc<Runtime<C>>,
     job: ClaimedJob,
 ) -> Finished {
-    let started_ms = services.clock.now_ms();
+    let started_ms = runtime.clock().now_ms();
     let wait = (started_ms - job.run_at).max(0) as f64 / 1000.0;
     metrics::histogram!("beian_job_wait_seconds", "queue" => job.queue.clone()).record(wait);
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempts);
     let clock = Instant::now();
     let work = async {
-        let handler = registry
+        let handler = runtime
+            .registry()
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
-        let mut ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, false);
+        let mut ctx = JobContext::for_runner(runtime.clone(), job.id.clone(), job.attempts, false);
         let mut result = handler(ctx.clone(), &job.payload)?.await;
         if result.is_err() && ctx.flags().rerun.load(Ordering::Relaxed) {
             // Another job spoiled the group commit this effect was in: nothing of it was
             // committed. Run again at once, on a transaction of its own.
             tracing::debug!("group commit rolled back by another job; running again alone");
-            ctx = JobContext::for_runner(services.clone(), job.id.clone(), job.attempts, true);
+            ctx = JobContext::for_runner(runtime.clone(), job.id.clone(), job.attempts, true);
             result = handler(ctx.clone(), &job.payload)?.await;
         }
         result.map(|outcome| (outcome, ctx.flags().completed.load(Ordering::Relaxed)))
@@ -55,7 +54,7 @@ pub async fn run(
     tokio::pin!(work);
     // A job that runs long keeps its lease: renewed every third of it, so no other worker
     // takes it for a crashed one.
-    let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+    let lease_ms = runtime.settings().queue.lease_seconds as i64 * 1000;
     let renew_every = std::time::Duration::from_millis((lease_ms / 3).max(200) as u64);
     let result = loop {
         tokio::select! {
@@ -69,7 +68,7 @@ pub async fn run(
             }),
             _ = tokio::time::sleep(renew_every) => {
                 let until = chrono::Utc::now().timestamp_millis() + lease_ms;
-                if let Err(e) = jobs::renew_lease(&services.db, &job.id, until).await {
+                if let Err(e) = jobs::renew_lease(runtime.db(), &job.id, until).await {
                     span.in_scope(|| tracing::warn!(error = %e, "could not renew the job's lease"));
                 }
             }
@@ -77,7 +76,7 @@ pub async fn run(
     };
     let run_secs = clock.elapsed().as_secs_f64();
     metrics::histogram!("beian_job_run_seconds", "queue" => job.queue.clone()).record(run_secs);
-    let now = services.clock.now_ms();
+    let now = runtime.clock().now_ms();
     match result {
         Ok((outcome, completed)) => {
             let label = if outcome == Outcome::Duplicate {
@@ -93,7 +92,7 @@ pub async fn run(
             if completed {
                 return Finished::Done;
             }
-            match jobs::mark_done(&services.db, &job.id, job.attempts, now).await {
+            match jobs::mark_done(runtime.db(), &job.id, job.attempts, now).await {
                 Ok(()) => Finished::Done,
                 Err(e) => {
                     // The effect is committed; a re-run finds its key and does nothing.
@@ -106,11 +105,11 @@ pub async fn run(
             let message = error.to_string();
             let history = append_history(&job.history, job.attempts, started_ms, now, &message);
             let permanent = matches!(error, JobError::Permanent(_));
-            let settings = services.config.queue_settings(&job.queue);
+            let settings = runtime.settings().queue_settings(&job.queue);
             let stored = if permanent || job.attempts >= job.max_attempts {
                 count(&job, "dead");
                 span.in_scope(|| tracing::error!(error = %message, permanent, "job is dead"));
-                jobs::mark_dead(&services.db, &job.id, job.attempts, &message, &history, now)
+                jobs::mark_dead(runtime.db(), &job.id, job.attempts, &message, &history, now)
                     .await
                     .map(|_| Finished::Dead)
             } else {
@@ -118,7 +117,7 @@ pub async fn run(
                 let delay = retry::backoff_ms(&settings, job.attempts);
                 span.in_scope(|| tracing::warn!(error = %message, retry_in_ms = delay, "job failed; will retry"));
                 jobs::mark_retry(
-                    &services.db,
+                    runtime.db(),
                     &job.id,
                     job.attempts,
                     now + delay,

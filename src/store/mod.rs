@@ -4,14 +4,17 @@
 //! milliseconds (`BIGINT`) and ids as text, so one query text serves both backends.
 
 pub mod clock;
+pub mod cron;
 pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod messages;
 pub mod registry;
 pub mod sms_log;
+pub mod timers;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -36,6 +39,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL only: where a `LISTEN` connection goes (see [`Db::listen`]).
+    listen_url: Option<Arc<str>>,
 }
 
 impl Db {
@@ -69,7 +74,12 @@ impl Db {
         } else {
             options.connect_lazy(&url)?
         };
-        Ok(Db { pool, backend })
+        let listen_url = (backend == Backend::Postgres).then(|| Arc::from(url.as_str()));
+        Ok(Db {
+            pool,
+            backend,
+            listen_url,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -78,6 +88,17 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A PostgreSQL connection listening on `channels` (`NOTIFY` from other processes);
+    /// `None` on SQLite, which has no such thing.
+    pub async fn listen(&self, channels: &[&str]) -> DbResult<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.listen_url else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        Ok(Some(listener))
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so

@@ -381,6 +381,6 @@ pub async fn run_intake(app: &TestApp, filing_id: &str) -> beian::queue::Outcome
         filing_id: filing_id.to_string(),
     };
     let ctx =
-        beian::queue::JobContext::new(app.services().clone(), format!("by-hand-{filing_id}"), 1);
+        beian::queue::JobContext::new(app.runtime().clone(), format!("by-hand-{filing_id}"), 1);
     job.run(ctx).await.expect("intake runs")
 }

@@ -277,8 +277,13 @@ impl TestApp {
         .await
     }
 
-    pub fn services(&self) -> &std::sync::Arc<beian::app::Services> {
+    pub fn services(&self) -> &std::sync::Arc<beian::services::Services> {
         &self.running.as_ref().expect("running").services
+    }
+
+    /// The app's job runtime (every job kind of `workers`).
+    pub fn runtime(&self) -> &std::sync::Arc<beian::queue::Runtime<beian::services::Services>> {
+        &self.running.as_ref().expect("running").runtime
     }
 
     pub async fn stop(mut self) {

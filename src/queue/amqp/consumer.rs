@@ -13,36 +13,26 @@ use lapin::{BasicProperties, Channel};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::{back_off, connect, dead_letters, declare, queue_name};
-use crate::app::Services;
-use crate::queue::Registry;
+use crate::queue::Runtime;
 use crate::queue::runner::{self, Finished};
 use crate::store::jobs::{self, ClaimedJob};
 
 /// Consumers for `queues`: runs until shutdown, reconnecting after any broker error; then
 /// finishes or hands back the jobs in hand within `shutdown.grace_seconds`.
-pub async fn run_consumers(
-    services: Arc<Services>,
-    registry: Arc<Registry>,
+pub async fn run_consumers<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
     queues: Vec<String>,
     worker: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let total: usize = queues
         .iter()
-        .map(|q| services.config.queue_settings(q).concurrency as usize)
+        .map(|q| runtime.settings().queue_settings(q).concurrency as usize)
         .sum();
     let permits = Arc::new(Semaphore::new(total.max(1)));
     let mut delay = Duration::from_millis(200);
     while !*shutdown.borrow() {
-        let session = consume_session(
-            &services,
-            &registry,
-            &queues,
-            &worker,
-            &permits,
-            &mut shutdown,
-        )
-        .await;
+        let session = consume_session(&runtime, &queues, &worker, &permits, &mut shutdown).await;
         match session {
             Ok(()) => break,
             Err(e) => {
@@ -51,12 +41,12 @@ pub async fn run_consumers(
             }
         }
     }
-    let grace = Duration::from_secs(services.config.shutdown.grace_seconds);
+    let grace = Duration::from_secs(runtime.settings().shutdown.grace_seconds);
     if tokio::time::timeout(grace, permits.acquire_many(total.max(1) as u32))
         .await
         .is_err()
     {
-        match jobs::release_held(&services.db, &worker, None, services.clock.now_ms()).await {
+        match jobs::release_held(runtime.db(), &worker, None, runtime.clock().now_ms()).await {
             Ok(n) => tracing::warn!(
                 returned = n,
                 "shutdown: jobs still running were handed back"
@@ -68,15 +58,14 @@ pub async fn run_consumers(
     }
 }
 
-async fn consume_session(
-    services: &Arc<Services>,
-    registry: &Arc<Registry>,
+async fn consume_session<C: Send + Sync + 'static>(
+    runtime: &Arc<Runtime<C>>,
     queues: &[String],
     worker: &str,
     permits: &Arc<Semaphore>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let config = &services.config;
+    let config = runtime.settings();
     let connection = connect(config, &format!("beian-worker-{worker}")).await?;
     let setup = connection.create_channel().await?;
     declare(config, &setup, queues).await?;
@@ -101,8 +90,7 @@ async fn consume_session(
             .await?;
         let limit = Arc::new(Semaphore::new(settings.concurrency as usize));
         loops.push(tokio::spawn(consume_queue(
-            services.clone(),
-            registry.clone(),
+            runtime.clone(),
             worker.to_string(),
             channel,
             consumer,
@@ -124,9 +112,8 @@ async fn consume_session(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn consume_queue(
-    services: Arc<Services>,
-    registry: Arc<Registry>,
+async fn consume_queue<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
     worker: String,
     channel: Channel,
     mut consumer: lapin::Consumer,
@@ -157,21 +144,11 @@ async fn consume_queue(
         ) else {
             return;
         };
-        let services = services.clone();
-        let registry = registry.clone();
+        let runtime = runtime.clone();
         let worker = worker.clone();
         let channel = channel.clone();
         tokio::spawn(async move {
-            run_message(
-                &services,
-                &registry,
-                &worker,
-                &channel,
-                delivery,
-                jobs,
-                (slots, held),
-            )
-            .await;
+            run_message(&runtime, &worker, &channel, delivery, jobs, (slots, held)).await;
         });
     }
 }
@@ -204,9 +181,8 @@ enum Carried {
 /// dead, or running elsewhere: nothing to do. On both paths the handler's effect checks
 /// its key, so a job that ran already does nothing.
 #[allow(clippy::too_many_arguments)]
-async fn run_message(
-    services: &Arc<Services>,
-    registry: &Arc<Registry>,
+async fn run_message<C: Send + Sync + 'static>(
+    runtime: &Arc<Runtime<C>>,
     worker: &str,
     channel: &Channel,
     delivery: lapin::message::Delivery,
@@ -228,11 +204,11 @@ async fn run_message(
         }
     }
     if !to_claim.is_empty() {
-        let lease_ms = services.config.queue.lease_seconds as i64 * 1000;
+        let lease_ms = runtime.settings().queue.lease_seconds as i64 * 1000;
         match jobs::claim_many(
-            &services.db,
+            runtime.db(),
             &to_claim,
-            services.clock.now_ms(),
+            runtime.clock().now_ms(),
             chrono::Utc::now().timestamp_millis(),
             lease_ms,
             worker,
@@ -274,11 +250,10 @@ async fn run_message(
             Some((slots, held)) if slots.num_permits() > 1 => slots.split(1).zip(held.split(1)),
             _ => unused.take(),
         };
-        let services = services.clone();
-        let registry = registry.clone();
+        let runtime = runtime.clone();
         running.spawn(async move {
             let id = job.id.clone();
-            let finished = runner::run(&services, &registry, job).await;
+            let finished = runner::run(&runtime, job).await;
             drop(room);
             (id, finished)
         });
@@ -293,7 +268,7 @@ async fn run_message(
         // dead-letter queue gets a copy for whoever watches it.
         let copy = channel
             .basic_publish(
-                dead_letters(&services.config).as_str().into(),
+                dead_letters(runtime.settings()).as_str().into(),
                 delivery.routing_key.as_str().into(),
                 BasicPublishOptions::default(),
                 dead.join("\n").as_bytes(),

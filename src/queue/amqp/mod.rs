@@ -18,31 +18,31 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use super::Settings;
 
 pub use consumer::run_consumers;
 pub use relay::run_relay;
 
-fn exchange(config: &Config) -> String {
+fn exchange(config: &Settings) -> String {
     format!("{}.jobs", config.queue.amqp_prefix)
 }
 
-fn dead_letters(config: &Config) -> String {
+fn dead_letters(config: &Settings) -> String {
     format!("{}.dead", config.queue.amqp_prefix)
 }
 
-fn queue_name(config: &Config, queue: &str) -> String {
+fn queue_name(config: &Settings, queue: &str) -> String {
     format!("{}.{queue}", config.queue.amqp_prefix)
 }
 
-async fn connect(config: &Config, name: &str) -> lapin::Result<Connection> {
+async fn connect(config: &Settings, name: &str) -> lapin::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.to_string().into());
     Connection::connect(config.queue.amqp_url.expose(), properties).await
 }
 
 /// Declares the exchanges and, for `queues`, the durable queues (quorum if configured) with
-/// the dead-letter exchange. Idempotent.
-async fn declare(config: &Config, channel: &Channel, queues: &[String]) -> lapin::Result<()> {
+/// the dead-letter exchange. Idempotent (tools and tests declare a queue before consuming).
+pub async fn declare(config: &Settings, channel: &Channel, queues: &[String]) -> lapin::Result<()> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()

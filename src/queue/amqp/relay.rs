@@ -10,23 +10,24 @@ use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::watch;
 
 use super::{back_off, connect, declare, exchange};
-use crate::app::Services;
-use crate::config::Config;
-use crate::queue::BrokerStatus;
+use crate::queue::{BrokerStatus, Runtime, Settings};
 use crate::store::jobs;
 
 const PUBLISH_BATCH: i64 = 500;
 
 /// The outbox relay: runs until shutdown, reconnecting after any broker error. Anything not
 /// confirmed stays unpublished in the database and is sent again.
-pub async fn run_relay(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_relay<C: Send + Sync + 'static>(
+    runtime: Arc<Runtime<C>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut delay = Duration::from_millis(200);
     let mut logged_down = false;
     while !*shutdown.borrow() {
-        match relay_session(&services, &mut shutdown).await {
+        match relay_session(&runtime, &mut shutdown).await {
             Ok(()) => break,
             Err(e) => {
-                services.queue.set_broker_status(BrokerStatus::Down);
+                runtime.queue().set_broker_status(BrokerStatus::Down);
                 if !logged_down {
                     tracing::warn!(error = %e, "broker unreachable; accepted jobs wait in the outbox");
                     logged_down = true;
@@ -37,18 +38,25 @@ pub async fn run_relay(services: Arc<Services>, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn relay_session(
-    services: &Arc<Services>,
+async fn relay_session<C: Send + Sync + 'static>(
+    runtime: &Arc<Runtime<C>>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let config = &services.config;
+    let config = runtime.settings();
     let connection = connect(config, "beian-relay").await?;
     let channel = connection.create_channel().await?;
-    declare(config, &channel, &crate::app::all_queues()).await?;
+    // Every queue a published job can name: the application's, and those of its job kinds.
+    let mut queues: Vec<String> = config.queues().map(String::from).collect();
+    for (_, queue) in runtime.registry().kinds() {
+        if !queues.iter().any(|q| q == queue) {
+            queues.push(queue.to_string());
+        }
+    }
+    declare(config, &channel, &queues).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    services.queue.set_broker_status(BrokerStatus::Up);
+    runtime.queue().set_broker_status(BrokerStatus::Up);
     tracing::info!("broker connected: relaying the outbox");
     let poll = Duration::from_millis(config.queue.poll_interval_ms.clamp(10, 250));
     let mut last_rescue = std::time::Instant::now();
@@ -57,7 +65,7 @@ async fn relay_session(
             let _ = connection.close(200, "shutdown".into()).await;
             return Ok(());
         }
-        let ready = services.queue.jobs_ready().notified();
+        let ready = runtime.queue().jobs_ready().notified();
         tokio::pin!(ready);
         ready.as_mut().enable();
         if !connection.status().connected() {
@@ -65,9 +73,9 @@ async fn relay_session(
         }
         if last_rescue.elapsed() > Duration::from_secs(5) {
             last_rescue = std::time::Instant::now();
-            crate::queue::rescue_crashed(services).await;
+            crate::queue::rescue_crashed(runtime.db(), runtime.clock()).await;
         }
-        let published = match publish_due(services, &channel).await {
+        let published = match publish_due(runtime, &channel).await {
             Ok(n) => n,
             // The database, not the broker, failed: keep the connection and try again soon.
             Err(e) if e.downcast_ref::<sqlx::Error>().is_some() => {
@@ -86,7 +94,7 @@ async fn relay_session(
         tokio::select! {
             _ = &mut ready => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = services.clock.moved() => {}
+            _ = runtime.clock().moved() => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -96,13 +104,16 @@ async fn relay_session(
 /// them as messages of up to `amqp_jobs_per_message` job ids of one queue, and commits once
 /// the broker confirmed every message. A refusal or a lost link rolls the batch back, so
 /// all of it is sent again (consumers skip jobs already done). Returns how many jobs.
-async fn publish_due(services: &Arc<Services>, channel: &Channel) -> anyhow::Result<usize> {
-    let config = &services.config;
-    let mut tx = services.db.begin().await?;
+async fn publish_due<C: Send + Sync + 'static>(
+    runtime: &Arc<Runtime<C>>,
+    channel: &Channel,
+) -> anyhow::Result<usize> {
+    let config = runtime.settings();
+    let mut tx = runtime.db().begin().await?;
     let due = jobs::take_unpublished(
         &mut tx,
-        services.db.backend(),
-        services.clock.now_ms(),
+        runtime.db().backend(),
+        runtime.clock().now_ms(),
         PUBLISH_BATCH,
     )
     .await?;
@@ -161,7 +172,7 @@ async fn publish_due(services: &Arc<Services>, channel: &Channel) -> anyhow::Res
 
 /// How many job ids one message of `queue` carries: never more than the queue runs at once,
 /// so a consumer claims a message's jobs only when it can start them all.
-fn jobs_per_message(config: &Config, queue: &str) -> usize {
+fn jobs_per_message(config: &Settings, queue: &str) -> usize {
     // A quarter of the concurrency, so a consumer has a few messages going at once and
     // starts the next while the last jobs of one finish.
     let concurrency = config.queue_settings(queue).concurrency as usize;

@@ -1,0 +1,60 @@
+//! [`Registry`]: every job kind a process can run, by name, with the queue it runs on and
+//! its handler (payload decoded, then the job's `run`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::{Job, JobContext, JobError, Outcome};
+
+type BoxedRun = Pin<Box<dyn Future<Output = Result<Outcome, JobError>> + Send>>;
+pub(crate) type Handler<C> =
+    Arc<dyn Fn(JobContext<C>, &str) -> Result<BoxedRun, JobError> + Send + Sync>;
+
+/// Every job kind the process can run, by name; `C` is the context its jobs get.
+pub struct Registry<C> {
+    handlers: HashMap<&'static str, (&'static str, Handler<C>)>,
+}
+
+impl<C> Default for Registry<C> {
+    fn default() -> Self {
+        Registry {
+            handlers: HashMap::new(),
+        }
+    }
+}
+
+impl<C> Clone for Registry<C> {
+    fn clone(&self) -> Self {
+        Registry {
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<C: Send + Sync + 'static> Registry<C> {
+    pub fn register<J: Job<Context = C>>(&mut self) -> &mut Self {
+        let handler: Handler<C> = Arc::new(|ctx, payload| {
+            let job: J = serde_json::from_str(payload)
+                .map_err(|e| JobError::permanent(format!("payload of {}: {e}", J::NAME)))?;
+            Ok(Box::pin(job.run(ctx)))
+        });
+        self.handlers.insert(J::NAME, (J::QUEUE, handler));
+        self
+    }
+
+    pub(crate) fn handler(&self, kind: &str) -> Option<&Handler<C>> {
+        self.handlers.get(kind).map(|(_, h)| h)
+    }
+
+    /// (kind, queue) of every registered job.
+    pub fn kinds(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.handlers.iter().map(|(k, (q, _))| (*k, *q))
+    }
+
+    /// The queue a job kind runs on.
+    pub fn queue_of(&self, kind: &str) -> Option<&'static str> {
+        self.handlers.get(kind).map(|(q, _)| *q)
+    }
+}

@@ -1,0 +1,31 @@
+//! The application's shared services: what API handlers and jobs share (configuration,
+//! database, clock, the queue handle, the providers, the code key). `app` builds them;
+//! jobs reach them through `JobContext::app()` (the job runtime's context is [`Services`]).
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::providers::{face::FaceProvider, sms::SmsGateway};
+use crate::queue::{JobContext, Queue};
+use crate::store::Db;
+
+/// Everything handlers and jobs share.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: Clock,
+    pub queue: Queue,
+    pub sms: SmsGateway,
+    pub face: FaceProvider,
+    /// The secret owner codes are derived from (`filing.code_secret`; never in the database;
+    /// see `domain::filing::code`).
+    pub code_key: Vec<u8>,
+}
+
+impl JobContext<Services> {
+    /// The whole configuration (the runtime's own part is [`JobContext::settings`]).
+    pub fn config(&self) -> &Config {
+        &self.app().config
+    }
+}
