@@ -1,5 +1,6 @@
 //! beian (备案): the workflow processor behind a 12123-style traffic service. HTTP handlers
-//! validate, persist and enqueue; idempotent workers do the rest. See `design.md` for the map.
+//! validate, persist and enqueue; idempotent workers do the rest. The README's
+//! "Layout" section is the map; `docs/decisions.md` gives the reasons.
 
 pub mod api;
 pub mod app;
