@@ -22,6 +22,9 @@ impl Job for FilingIntake {
     type Context = Services;
     const NAME: &'static str = "filing.intake";
     const QUEUE: &'static str = "filing";
+    /// Intake locks the filer, the vehicle and the owner's phone (advisory locks on
+    /// PostgreSQL): it commits alone, never in a group commit with other jobs' locks.
+    const COMMITS_ALONE: bool = true;
 
     fn key(&self) -> String {
         self.dedup_key()

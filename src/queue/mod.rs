@@ -51,6 +51,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     /// The queue it runs on, e.g. `filing`.
     const QUEUE: &'static str;
+    /// Whether the effect commits on a transaction of its own instead of a share of a group
+    /// commit. A job that takes locks beyond its own rows (advisory locks on a filer, a
+    /// vehicle, a phone) must: a lane holding locks of several jobs could wait on another
+    /// lane that holds the rest, a deadlock PostgreSQL breaks only by failing a batch.
+    const COMMITS_ALONE: bool = false;
     /// The idempotency key: two jobs with one key are one job.
     fn key(&self) -> String;
     /// Does the work. Effects commit with [`JobContext::begin_effect`]'s transaction.

@@ -37,7 +37,8 @@ pub async fn run<C: Send + Sync + 'static>(
             .registry()
             .handler(&job.kind)
             .ok_or_else(|| JobError::permanent(format!("no handler for job kind {}", job.kind)))?;
-        let mut ctx = JobContext::for_runner(runtime.clone(), job.id.clone(), job.attempts, false);
+        let alone = runtime.registry().commits_alone(&job.kind);
+        let mut ctx = JobContext::for_runner(runtime.clone(), job.id.clone(), job.attempts, alone);
         let mut result = handler(ctx.clone(), &job.payload)?.await;
         if result.is_err() && ctx.flags().rerun.load(Ordering::Relaxed) {
             // Another job spoiled the group commit this effect was in: nothing of it was
