@@ -584,3 +584,155 @@ on_postgres_and_amqp! {
     two_schedulers => two_schedulers_fire_each_timer_once;
     three_cron_processes => three_processes_enqueue_each_cron_slot_once;
 }
+
+/// A gateway that takes `hold` to answer each request and records every `message_id` it
+/// was sent (a repeat is a code texted twice).
+async fn slow_recording_gateway(hold: Duration) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let record = record.clone();
+            async move {
+                let message: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                record
+                    .lock()
+                    .unwrap()
+                    .push(message["message_id"].as_str().unwrap().to_string());
+                tokio::time::sleep(hold).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/sms"), seen)
+}
+
+/// Promise 4 on RabbitMQ with two workers: SIGTERM to one of them while it is sending lets
+/// the sends in hand finish and be acked before its connection closes, so the other worker
+/// never gets those messages back and nothing is texted twice; the worker exits 0 within
+/// its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_amqp_sends_nothing_twice() {
+    require_rabbitmq();
+    let (db_url, db_name) = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, seen) = slow_recording_gateway(Duration::from_millis(1500)).await;
+    let mut extra = vec![
+        ("BEIAN__SMS__PROVIDER".to_string(), "webhook".to_string()),
+        ("BEIAN__SMS__WEBHOOK_URL".into(), gateway),
+        ("BEIAN__SMS__WEBHOOK_SECRET".into(), "s".into()),
+        ("BEIAN__JOBS__SMS__CONCURRENCY".into(), "4".into()),
+        ("BEIAN__JOBS__SMS__PREFETCH".into(), "4".into()),
+        ("BEIAN__QUEUE__AMQP_JOBS_PER_MESSAGE".into(), "1".into()),
+    ];
+    extra.extend(amqp_overrides(&amqp_url()));
+    let mut env = shared_env(&db_url, dir.path(), &extra);
+    env.retain(|(k, _)| {
+        k != "BEIAN__SHUTDOWN__GRACE_SECONDS" && k != "BEIAN__QUEUE__LEASE_SECONDS"
+    });
+    env.push(("BEIAN__SHUTDOWN__GRACE_SECONDS".into(), "10".into()));
+    env.push(("BEIAN__QUEUE__LEASE_SECONDS".into(), "30".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let parts = Parts {
+        api: true,
+        workers: None,
+        scheduler: false,
+        migrate: true,
+    };
+    let app = spawn_parts(
+        db_url.clone(),
+        Some(db_name),
+        tempfile::tempdir().unwrap(),
+        &pairs,
+        Some(parts),
+    )
+    .await;
+    let services = app.services().clone();
+    let mut first = Process::start(&["worker", "--queues", "sms"], &env);
+    let second = Process::start(&["worker", "--queues", "sms"], &env);
+    first.healthy().await;
+    second.healthy().await;
+
+    // Few enough that both workers have room: a message returned by the first is taken at
+    // once by the second.
+    const SENDS: usize = 4;
+    let now = services.clock.now_ms();
+    let mut tx = services.db.begin().await.unwrap();
+    for i in 0..SENDS {
+        let message = SmsMessage {
+            message_id: format!("sigterm-amqp-{i}"),
+            phone: "13800000002".into(),
+            template: "filing_decision".into(),
+            params: Default::default(),
+        };
+        services
+            .queue
+            .enqueue(
+                &mut tx,
+                &SmsSend {
+                    message,
+                    code: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    services.queue.wake();
+    eventually(30, "every send in hand", || async {
+        (seen.lock().unwrap().len() >= SENDS).then_some(())
+    })
+    .await;
+
+    let pid = first.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(14),
+            "the worker did not stop within its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "a graceful stop exits 0: {exited:?}");
+
+    eventually(60, "every send done", || async {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'sms.send' AND state = 'done'",
+        )
+        .fetch_one(services.db.pool())
+        .await
+        .unwrap();
+        (done == SENDS as i64).then_some(())
+    })
+    .await;
+    let mut sent = seen.lock().unwrap().clone();
+    sent.sort();
+    let mut once = sent.clone();
+    once.dedup();
+    assert_eq!(
+        sent.len(),
+        once.len(),
+        "message ids sent more than once: {:?}",
+        sent.iter()
+            .filter(|id| sent.iter().filter(|s| s == id).count() > 1)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert_eq!(once.len(), SENDS);
+    drop(second);
+    app.stop().await;
+}

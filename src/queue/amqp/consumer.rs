@@ -70,6 +70,10 @@ async fn consume_session<C: Send + Sync + 'static>(
     let setup = connection.create_channel().await?;
     declare(config, &setup, queues).await?;
     let (lost_tx, mut lost_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(queues.len());
+    // Every message in hand holds a clone of `in_hand`; the receiver ends when none is left.
+    let (in_hand, mut all_settled) = tokio::sync::mpsc::channel::<()>(1);
+    // Told to a message still running when the grace period is over: drop its jobs.
+    let (abandon_tx, abandon) = watch::channel(false);
     let mut loops = Vec::new();
     for queue in queues {
         let settings = config.queue_settings(queue);
@@ -97,15 +101,49 @@ async fn consume_session<C: Send + Sync + 'static>(
             limit,
             permits.clone(),
             lost_tx.clone(),
+            (in_hand.clone(), abandon.clone()),
         )));
     }
+    drop(in_hand);
     tracing::info!(queues = ?queues, "broker connected: consuming");
     let outcome = tokio::select! {
         lost = lost_rx.recv() => Err(lost.unwrap_or_else(|| anyhow::anyhow!("consumers ended"))),
         _ = shutdown.wait_for(|stop| *stop) => Ok(()),
     };
+    // Take no more deliveries, then let the messages in hand finish and be acked on this
+    // connection (within the grace period) before closing it: closing first would return
+    // messages whose jobs are still running here, and another worker would run them too.
     for handle in &loops {
         handle.abort();
+    }
+    for handle in loops {
+        let _ = handle.await;
+    }
+    if outcome.is_ok() {
+        let grace = Duration::from_secs(config.shutdown.grace_seconds);
+        if tokio::time::timeout(grace, all_settled.recv())
+            .await
+            .is_err()
+        {
+            // Over time: stop the jobs still running, then hand their rows back. Their
+            // messages return to the queue when the connection closes.
+            let _ = abandon_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(2), all_settled.recv()).await;
+            match jobs::release_held(runtime.db(), worker, None, runtime.clock().now_ms()).await {
+                Ok(n) => tracing::warn!(
+                    returned = n,
+                    "shutdown: jobs still running after the grace period were handed back"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "shutdown: could not hand jobs back; their leases will expire"
+                ),
+            }
+        }
+    } else {
+        // The link is gone: nothing can be acked any more, so stop what runs (its message
+        // comes back from the broker and the redelivery claims the rows).
+        let _ = abandon_tx.send(true);
     }
     let _ = connection.close(200, "bye".into()).await;
     outcome
@@ -120,6 +158,7 @@ async fn consume_queue<C: Send + Sync + 'static>(
     limit: Arc<Semaphore>,
     permits: Arc<Semaphore>,
     lost: tokio::sync::mpsc::Sender<anyhow::Error>,
+    (in_hand, abandon): (tokio::sync::mpsc::Sender<()>, watch::Receiver<bool>),
 ) {
     let concurrency = limit.available_permits().max(1);
     loop {
@@ -147,8 +186,15 @@ async fn consume_queue<C: Send + Sync + 'static>(
         let runtime = runtime.clone();
         let worker = worker.clone();
         let channel = channel.clone();
+        let in_hand = in_hand.clone();
+        let mut abandon = abandon.clone();
         tokio::spawn(async move {
-            run_message(&runtime, &worker, &channel, delivery, jobs, (slots, held)).await;
+            tokio::select! {
+                _ = run_message(&runtime, &worker, &channel, delivery, jobs, (slots, held)) => {}
+                // Dropping the run aborts its jobs (their JoinSet goes with it).
+                _ = abandon.wait_for(|stop| *stop) => {}
+            }
+            drop(in_hand);
         });
     }
 }
