@@ -56,9 +56,9 @@ async fn overlapping_intakes_never_deadlock_across_lanes() {
     let filers: Vec<Person> = w.drivers(20).await;
     let mut pairs = Vec::new();
     for (i, filer) in filers.iter().enumerate() {
-        for j in 0..10 {
+        for (j, car) in cars.iter().enumerate() {
             if (i + j) % 2 == 0 {
-                pairs.push((filer.clone(), cars[j].clone()));
+                pairs.push((filer.clone(), car.clone()));
             }
         }
     }
