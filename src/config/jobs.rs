@@ -33,6 +33,13 @@ pub struct QueueConfig {
     pub effect_batch_max: u32,
     /// The most jobs one AMQP message carries (never more than the queue's concurrency).
     pub amqp_jobs_per_message: u32,
+    /// A job handed to the broker and not finished this long after is published again from
+    /// the outbox (a message the broker lost after confirming it: a purge, a TTL or
+    /// max-length policy, a lost node, a quorum queue's delivery limit).
+    pub amqp_republish_after_seconds: u64,
+    /// How long the relay waits for the broker to confirm a batch before it gives the
+    /// batch back to the outbox and reconnects.
+    pub amqp_confirm_timeout_seconds: u64,
     /// If set, the broker deletes a queue unused for this long (`x-expires`; for tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amqp_queue_expires_ms: Option<u64>,
@@ -57,6 +64,12 @@ impl QueueConfig {
         }
         if !(1..=1000).contains(&self.amqp_jobs_per_message) {
             return Err("queue.amqp_jobs_per_message: 1 to 1000".into());
+        }
+        if self.amqp_republish_after_seconds == 0 {
+            return Err("queue.amqp_republish_after_seconds: at least 1".into());
+        }
+        if !(1..=600).contains(&self.amqp_confirm_timeout_seconds) {
+            return Err("queue.amqp_confirm_timeout_seconds: 1 to 600".into());
         }
         Ok(())
     }

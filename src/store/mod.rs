@@ -206,7 +206,14 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     ) || e
         .as_database_error()
         .and_then(|d| d.code())
-        .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+        .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || is_sqlite_busy(&c))
+}
+
+/// SQLite's "the database is locked" family (SQLITE_BUSY and SQLITE_LOCKED with their
+/// extended codes): another writer held the lock past `busy_timeout`. For a caller this is
+/// the database being unavailable for a moment, not a fault.
+fn is_sqlite_busy(code: &str) -> bool {
+    matches!(code, "5" | "6" | "261" | "262" | "517")
 }
 
 /// A fresh time-ordered id (UUID v7, text), so ids sort by creation.

@@ -264,9 +264,12 @@ async fn run_message<C: Send + Sync + 'static>(
         {
             Ok(claimed) => ready.extend(claimed),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot claim delivered jobs; the message goes back to the queue");
-                // Not at once: while the database is down, a message would bounce in a loop.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::warn!(error = %e, "cannot claim delivered jobs; the message goes back to the queue once the database answers");
+                // Not at once: while the database is down, a message returned at once would
+                // cycle through the queue (and a quorum queue dead-letters a message after
+                // its delivery limit). Held unacked, it also fills the prefetch, so this
+                // consumer takes no more deliveries until the database is back.
+                wait_for_database(runtime.db()).await;
                 let _ = delivery
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -328,8 +331,9 @@ async fn run_message<C: Send + Sync + 'static>(
     if unrecorded {
         // An outcome is not in the database (it is unreachable): the message must come
         // back, or a job run from it would stay queued and published for good. Jobs of the
-        // message that did finish are found finished when it returns.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // message that did finish are found finished when it returns. It returns once the
+        // database answers again, not in a loop while it is down.
+        wait_for_database(runtime.db()).await;
         if let Err(e) = delivery
             .nack(BasicNackOptions {
                 requeue: true,
@@ -343,5 +347,14 @@ async fn run_message<C: Send + Sync + 'static>(
     }
     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
         tracing::debug!(error = %e, "could not ack a message; it will be redelivered and its jobs found finished");
+    }
+}
+
+/// Returns once the database answers, probing with a growing pause (at most 5 s).
+async fn wait_for_database(db: &crate::store::Db) {
+    let mut pause = Duration::from_millis(250);
+    while !db.ping().await {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }

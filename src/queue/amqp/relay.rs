@@ -1,6 +1,8 @@
-//! The outbox relay: takes due, unpublished jobs in batches, publishes them with confirms
-//! as messages of several jobs of one queue, and commits their `published` mark only when
-//! the broker confirmed every message (otherwise the batch is sent again).
+//! The outbox relay: takes due, unpublished jobs in batches (marking them published in a
+//! short transaction of their own), publishes them with confirms as messages of several jobs
+//! of one queue, and gives back to the outbox whatever the broker did not confirm in time.
+//! No database lock is held while it waits for the broker, so a stalled broker never blocks
+//! a writer. Jobs handed over long ago and still unfinished are published again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +76,7 @@ async fn relay_session<C: Send + Sync + 'static>(
         if last_rescue.elapsed() > Duration::from_secs(5) {
             last_rescue = std::time::Instant::now();
             crate::queue::rescue_crashed(runtime.db(), runtime.clock()).await;
+            republish_lost(runtime).await;
         }
         let published = match publish_due(runtime, &channel).await {
             Ok(n) => n,
@@ -100,10 +103,11 @@ async fn relay_session<C: Send + Sync + 'static>(
     }
 }
 
-/// Publishes one batch of due rows: takes them (marked published in a transaction), sends
-/// them as messages of up to `amqp_jobs_per_message` job ids of one queue, and commits once
-/// the broker confirmed every message. A refusal or a lost link rolls the batch back, so
-/// all of it is sent again (consumers skip jobs already done). Returns how many jobs.
+/// Publishes one batch of due rows: takes them (marked published and committed at once),
+/// sends them as messages of up to `amqp_jobs_per_message` jobs of one queue, and waits for
+/// the broker's confirms, at most `amqp_confirm_timeout_seconds`. The jobs of a message that
+/// was refused, came back unroutable or was not confirmed in time go back to the outbox and
+/// are sent again (consumers skip jobs already done). Returns how many jobs were taken.
 async fn publish_due<C: Send + Sync + 'static>(
     runtime: &Arc<Runtime<C>>,
     channel: &Channel,
@@ -121,21 +125,31 @@ async fn publish_due<C: Send + Sync + 'static>(
         tx.rollback().await?;
         return Ok(0);
     }
+    tx.commit().await?;
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("text/plain".into());
     let exchange = exchange(config);
-    let mut by_queue: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    let mut by_queue: std::collections::BTreeMap<&str, Vec<(&str, String)>> = Default::default();
     for job in &due {
         by_queue
             .entry(job.queue.as_str())
             .or_default()
-            .push(serde_json::to_string(job)?);
+            .push((job.id.as_str(), serde_json::to_string(job)?));
     }
-    let mut pending = Vec::new();
+    // Each message with the ids of its jobs, so the unconfirmed ones can be given back.
+    let mut sent: Vec<(Vec<String>, lapin::PublisherConfirm)> = Vec::new();
+    let mut unsent: Vec<String> = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
     for (queue, lines) in by_queue {
         for message in lines.chunks(jobs_per_message(config, queue)) {
-            let confirm = channel
+            let ids: Vec<String> = message.iter().map(|(id, _)| id.to_string()).collect();
+            if failure.is_some() {
+                unsent.extend(ids);
+                continue;
+            }
+            let body: Vec<&str> = message.iter().map(|(_, line)| line.as_str()).collect();
+            match channel
                 .basic_publish(
                     exchange.as_str().into(),
                     queue.into(),
@@ -143,31 +157,80 @@ async fn publish_due<C: Send + Sync + 'static>(
                         mandatory: true,
                         ..Default::default()
                     },
-                    message.join("\n").as_bytes(),
+                    body.join("\n").as_bytes(),
                     properties.clone(),
                 )
-                .await?;
-            pending.push(confirm);
+                .await
+            {
+                Ok(confirm) => sent.push((ids, confirm)),
+                Err(e) => {
+                    unsent.extend(ids);
+                    failure = Some(e.into());
+                }
+            }
         }
     }
-    for confirm in pending {
-        match confirm.await? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => {}
-            Confirmation::Ack(Some(returned)) => {
-                tx.rollback().await?;
-                anyhow::bail!(
-                    "a message came back unroutable ({}); the batch will be sent again",
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(config.queue.amqp_confirm_timeout_seconds);
+    for (ids, confirm) in sent {
+        if failure.is_some() {
+            // The link is in doubt: nothing after the first failure counts as confirmed.
+            unsent.extend(ids);
+            continue;
+        }
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => {}
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => {
+                // Unroutable: a queue is missing on the broker. Reconnecting declares it.
+                unsent.extend(ids);
+                failure = Some(anyhow::anyhow!(
+                    "a message came back unroutable ({}); its jobs go back to the outbox",
                     returned.reply_text
-                );
+                ));
             }
-            Confirmation::Nack(_) => {
-                tx.rollback().await?;
-                anyhow::bail!("the broker refused a message; the batch will be sent again");
+            Ok(Ok(Confirmation::Nack(_))) => {
+                tracing::warn!("the broker refused a message; its jobs go back to the outbox");
+                unsent.extend(ids);
+            }
+            Ok(Err(e)) => {
+                unsent.extend(ids);
+                failure = Some(e.into());
+            }
+            Err(_) => {
+                unsent.extend(ids);
+                failure = Some(anyhow::anyhow!(
+                    "the broker did not confirm within {} s",
+                    config.queue.amqp_confirm_timeout_seconds
+                ));
             }
         }
     }
-    tx.commit().await?;
-    Ok(due.len())
+    if !unsent.is_empty() {
+        // If this fails too (the database is down), the jobs stay marked published and
+        // unfinished, and `republish_lost` hands them over again later.
+        if let Err(e) = jobs::unpublish(runtime.db(), &unsent).await {
+            tracing::warn!(error = %e, jobs = unsent.len(), "could not give unconfirmed jobs back to the outbox now; they are published again later");
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(due.len()),
+    }
+}
+
+/// Jobs handed to the broker more than `amqp_republish_after_seconds` ago and still not
+/// finished go back to the outbox: the broker lost their message after confirming it.
+async fn republish_lost<C: Send + Sync + 'static>(runtime: &Arc<Runtime<C>>) {
+    let now = runtime.clock().now_ms();
+    let after_ms = runtime.settings().queue.amqp_republish_after_seconds as i64 * 1000;
+    match jobs::republish_stale(runtime.db(), now - after_ms, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            jobs = n,
+            "jobs handed to the broker long ago and not finished are published again"
+        ),
+        Err(e) => tracing::debug!(error = %e, "cannot look for lost messages now"),
+    }
 }
 
 /// How many job ids one message of `queue` carries: never more than the queue runs at once,

@@ -22,7 +22,7 @@ pub use outcome::{
     effect_done, mark_dead, mark_done, mark_retry, prune, record_effect_and_done, requeue_dead,
     requeue_dead_by_key,
 };
-pub use relay::take_unpublished;
+pub use relay::{republish_stale, take_unpublished, unpublish};
 pub use stats::{JobRow, done_counts, list, open_counts, recently_done, state_of};
 
 /// A job as a worker holds it: claimed from the table, or carried whole by an AMQP message
