@@ -101,6 +101,7 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         services.queue.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(runtime.clone().run_gauges(stop_rx.clone())));
     if config.queue.transport == Transport::Amqp {
         tasks.push(tokio::spawn(queue::amqp::run_relay(
             runtime.clone(),

@@ -1,4 +1,4 @@
-//! The runtime's gauges, reported by the scheduler every few seconds: queue depth by queue
+//! The runtime's gauges, reported by every process every few seconds: queue depth by queue
 //! and state (`beian_queue_depth`) and pending timers (`beian_timers_pending`).
 
 use std::sync::Arc;

@@ -103,16 +103,21 @@ impl<C: Send + Sync + 'static> Runtime<C> {
         }
     }
 
-    /// Runs the scheduler until `shutdown`: durable timers, the cron `schedules`
-    /// (see [`cron::schedules`]) and the queue gauges.
+    /// Runs the scheduler until `shutdown`: durable timers and the cron `schedules`
+    /// (see [`cron::schedules`]).
     pub async fn run_scheduler(
         self: Arc<Self>,
         schedules: Vec<cron::Schedule>,
         shutdown: watch::Receiver<bool>,
     ) {
         let timers = tokio::spawn(timers::run(self.clone(), shutdown.clone()));
-        let cron = tokio::spawn(cron::run(self.clone(), schedules, shutdown.clone()));
-        let gauges = tokio::spawn(gauges::run(self, shutdown));
-        let _ = tokio::join!(timers, cron, gauges);
+        let cron = tokio::spawn(cron::run(self, schedules, shutdown.clone()));
+        let _ = tokio::join!(timers, cron);
+    }
+
+    /// Reports the queue gauges (`beian_queue_depth`, `beian_timers_pending`) every few
+    /// seconds until `shutdown`. Every process runs it, so any process's `/metrics` answers.
+    pub async fn run_gauges(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        gauges::run(self, shutdown).await
     }
 }
