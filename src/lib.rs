@@ -16,6 +16,8 @@ pub mod queue;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod documents;
+pub mod reviews;
 
 /// The job handlers live in the top-level `workers/` folder (one file per job kind).
 #[path = "../workers/mod.rs"]

@@ -16,6 +16,8 @@ pub mod problem;
 pub mod registry;
 pub mod test_clock;
 pub mod vehicles;
+pub mod documents;
+pub mod owner_qr;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +66,8 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(messages::routes())
         .merge(vehicles::routes())
         .merge(test_clock::routes())
+        .merge(documents::routes())
+        .merge(owner_qr::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -12,6 +12,8 @@ pub mod messages;
 pub mod registry;
 pub mod sms_log;
 pub mod timers;
+pub mod documents;
+pub mod qr_tokens;
 
 use std::path::Path;
 use std::sync::Arc;
