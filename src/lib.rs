@@ -8,16 +8,16 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod filings;
 pub mod import;
 pub mod providers;
 pub mod queue;
+pub mod reviews;
 pub mod services;
 pub mod store;
 pub mod telemetry;
-pub mod documents;
-pub mod reviews;
 
 /// The job handlers live in the top-level `workers/` folder (one file per job kind).
 #[path = "../workers/mod.rs"]

@@ -9,6 +9,7 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,8 +18,10 @@ use super::AppState;
 use super::auth::{Caller, Role};
 use super::filing_view::{FilingView, current_view, not_found};
 use super::problem::{ApiError, ApiResult, Path, Problem, payload_too_large};
+use crate::clock::rfc3339;
 use crate::domain::documents::{DocumentKind, ImageFormat};
 use crate::filings::documents::{DocumentsError, Upload, attach, may_upload};
+use crate::store::documents::Document;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,6 +42,43 @@ pub struct DocumentsForm {
     /// The filer holding that document: PNG or JPEG.
     #[schema(value_type = String, format = Binary)]
     holding_photo: Vec<u8>,
+}
+
+/// A stored photo, as the uploader and reviewers see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentView {
+    id: String,
+    /// `id_document` or `holding_photo`.
+    kind: String,
+    content_type: String,
+    size_bytes: i64,
+    /// Hex SHA-256 of the bytes.
+    sha256: String,
+    uploaded_at: String,
+    /// `/v1/documents/{id}`: the bytes.
+    href: String,
+}
+
+impl DocumentView {
+    pub fn of(d: &Document) -> DocumentView {
+        DocumentView {
+            id: d.id.clone(),
+            kind: d.kind.clone(),
+            content_type: d.content_type.clone(),
+            size_bytes: d.size_bytes,
+            sha256: d.sha256.clone(),
+            uploaded_at: rfc3339(d.uploaded_at),
+            href: format!("/v1/documents/{}", d.id),
+        }
+    }
+}
+
+/// The answer to an upload: the filing, and the documents just stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadAnswer {
+    #[serde(flatten)]
+    filing: FilingView,
+    documents: Vec<DocumentView>,
 }
 
 impl From<DocumentsError> for ApiError {
@@ -130,7 +170,7 @@ async fn read_photos(multipart: &mut Multipart, limit: usize) -> ApiResult<Vec<U
 #[utoipa::path(post, path = "/v1/filings/{id}/documents", tag = "filings", security(("bearer" = [])),
     params(("id" = String, Path)),
     request_body(content = DocumentsForm, content_type = "multipart/form-data"),
-    responses((status = 202, body = FilingView), (status = 400, description = "not a multipart body", body = Problem),
+    responses((status = 202, description = "the filing, and the documents just stored", body = UploadAnswer), (status = 400, description = "not a multipart body", body = Problem),
         (status = 403, description = "not the filer", body = Problem), (status = 404, body = Problem),
         (status = 409, description = "documents_not_expected in this state", body = Problem),
         (status = 413, body = Problem),
@@ -151,12 +191,12 @@ async fn upload(
     })?;
     let photos = read_photos(&mut multipart, state.config.http.max_upload_bytes).await?;
     let now = state.clock.now_ms();
-    attach(&state.services, &id, &caller.sub, photos, now).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(current_view(&state, &id).await?),
-    )
-        .into_response())
+    let stored = attach(&state.services, &id, &caller.sub, photos, now).await?;
+    let answer = UploadAnswer {
+        filing: current_view(&state, &id).await?,
+        documents: stored.iter().map(DocumentView::of).collect(),
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
 /// The photo's bytes with its content type: for reviewers and supervisors, and for the

@@ -107,7 +107,11 @@ fn application_of(caller: &Caller, new: &NewFiling) -> ApiResult<(Application, O
 }
 
 fn qr_token_invalid(detail: &str) -> ApiError {
-    ApiError::invalid_field("qr_token_invalid", "qr_token", format!("qr_token: {detail}"))
+    ApiError::invalid_field(
+        "qr_token_invalid",
+        "qr_token",
+        format!("qr_token: {detail}"),
+    )
 }
 
 /// A QR filing: the token must at least be one (its signature, expiry and vehicle are

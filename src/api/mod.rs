@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod documents;
 pub mod filing_code;
 pub mod filing_view;
 pub mod filings;
@@ -11,13 +12,12 @@ pub mod idempotency;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod owner_qr;
 pub mod pagination;
 pub mod problem;
 pub mod registry;
 pub mod test_clock;
 pub mod vehicles;
-pub mod documents;
-pub mod owner_qr;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(store.get("d1").await.unwrap(), None);
         store.put("d1", b"first").await.unwrap();
         store.put("d1", b"second").await.unwrap();
-        assert_eq!(store.get("d1").await.unwrap().as_deref(), Some(&b"second"[..]));
+        assert_eq!(
+            store.get("d1").await.unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
         let leftovers: Vec<_> = std::fs::read_dir(store.root())
             .unwrap()
             .flatten()

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use super::into_review::enter_review;
 use super::jobs::{
     Abandon, CodeExpire, CodeRef, SmsSend, abandon_key, code_message_id, expire_key,
 };
-use super::into_review::enter_review;
 use super::{FilingError, FilingResult, code_rules, step};
-use crate::domain::filing::{FilingMethod, FilingStatus};
 use crate::domain::filing::code::{CodeKeys, CodeState};
+use crate::domain::filing::{FilingMethod, FilingStatus};
 use crate::domain::masking::mask_name;
 use crate::providers::sms::{SmsMessage, template};
 use crate::services::Services;

@@ -5,15 +5,15 @@
 
 pub mod clock;
 pub mod cron;
+pub mod documents;
 pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod messages;
+pub mod qr_tokens;
 pub mod registry;
 pub mod sms_log;
 pub mod timers;
-pub mod documents;
-pub mod qr_tokens;
 
 use std::path::Path;
 use std::sync::Arc;
