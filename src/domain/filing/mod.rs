@@ -126,12 +126,12 @@ impl FilingStatus {
     /// QR filing always to review: `received(QR) -> code_sent -> code_verified -> under_review`).
     pub fn move_for(self, method: FilingMethod, to: FilingStatus) -> Result<Move, ForbiddenMove> {
         use FilingStatus::*;
-        let other_method = match (method, self, to) {
-            (FilingMethod::Qr, CodeVerified, Approved | DocumentsRequired) => true,
-            (FilingMethod::Qr, DocumentsRequired, _) => true,
-            (FilingMethod::Sms, CodeVerified, UnderReview) => true,
-            _ => false,
-        };
+        let other_method = matches!(
+            (method, self, to),
+            (FilingMethod::Qr, CodeVerified, Approved | DocumentsRequired)
+                | (FilingMethod::Qr, DocumentsRequired, _)
+                | (FilingMethod::Sms, CodeVerified, UnderReview)
+        );
         if other_method {
             Err(ForbiddenMove { from: self, to })
         } else {
