@@ -21,6 +21,8 @@ pub struct Services {
     /// The secret owner codes are derived from (`filing.code_secret`; never in the database;
     /// see `domain::filing::code`).
     pub code_key: Vec<u8>,
+    /// Where uploaded photos are kept (`data_dir/documents/` by default).
+    pub documents: Arc<dyn crate::documents::DocumentStore>,
 }
 
 impl JobContext<Services> {

@@ -57,6 +57,11 @@ async fn enter_code(
     let mut filing = own_filing(&state, &mut tx, &caller, &id).await?;
     let entry = code::enter(&state.services, &mut tx, &mut filing, &entered, now).await?;
     tx.commit().await?;
+    if entry == Entry::Verified {
+        // A QR filing went on to review, whose opening may enqueue work and schedule timers.
+        state.queue.wake();
+        state.queue.timers_changed();
+    }
     match entry {
         Entry::Verified => Ok(axum::Json(current_view(&state, &id).await?)),
         Entry::Mismatch { attempts_left } => Err(ApiError::unprocessable(

@@ -20,7 +20,7 @@ use super::problem::{ApiError, ApiResult, Json, Path, Problem, Query};
 use crate::domain::filing::{FilingMethod, FilingStatus, Relationship};
 use crate::domain::plate::parse_plate;
 use crate::filings::ending::{EndedBy, end};
-use crate::filings::{Application, face, submit as submit_filing};
+use crate::filings::{Application, face, qr, submit as submit_filing};
 use crate::store::filings::{self, Filing, HistoryEntry};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -34,17 +34,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct NewFiling {
     pub method: FilingMethod,
-    /// `02` or `52` (others are refused by intake with `plate_type_not_allowed`). SMS method.
+    /// `02` or `52` (others are refused by intake with `plate_type_not_allowed`). SMS method;
+    /// optional for the QR method (the token names the vehicle; if given, it must be the
+    /// token's, or intake rejects `qr_token_invalid`).
     #[serde(default)]
     pub plate_type: Option<String>,
-    /// e.g. `京A12345`; normalised (case, spaces, the middle dot). SMS method.
+    /// e.g. `京A12345`; normalised (case, spaces, the middle dot). As `plate_type`.
     #[serde(default)]
     pub plate_number: Option<String>,
-    /// The last six characters of the engine number. SMS method.
+    /// The last six characters of the engine number. SMS method; optional for the QR method
+    /// (checked when given).
     #[serde(default)]
     pub engine_last6: Option<String>,
     pub relationship: Relationship,
-    /// QR method: the token the owner's QR code carries.
+    /// QR method: the token the owner's QR code carries (`POST /v1/vehicles/{plate_type}/{plate_number}/qr`).
+    /// Not a token at all: 422 `qr_token_invalid`; forged, expired at submission or for
+    /// another vehicle: intake rejects the filing with reason `qr_token_invalid`.
     #[serde(default)]
     pub qr_token: Option<String>,
 }
@@ -65,29 +70,12 @@ pub(crate) async fn own_filing(
 
 fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
     value.as_deref().ok_or_else(|| {
-        ApiError::invalid_field(
-            "invalid_field",
-            field,
-            format!("{field}: required for the SMS method"),
-        )
+        ApiError::invalid_field("invalid_field", field, format!("{field}: required"))
     })
 }
 
-/// The form checks of a new filing (the business checks are intake's).
-fn application_of(caller: &Caller, new: &NewFiling) -> ApiResult<Application> {
-    if new.method == FilingMethod::Qr {
-        return Err(ApiError::invalid_field(
-            "method_not_available",
-            "method",
-            "method: the QR method is not available yet; use \"sms\"",
-        ));
-    }
-    let plate_type = required(&new.plate_type, "plate_type")?;
-    let plate_number = required(&new.plate_number, "plate_number")?;
-    let engine = required(&new.engine_last6, "engine_last6")?
-        .trim()
-        .to_uppercase();
-    let (plate_type, plate_number) = parse_plate(plate_type, plate_number)?;
+fn engine_last6_of(value: &str) -> ApiResult<String> {
+    let engine = value.trim().to_uppercase();
     if engine.chars().count() != 6 || !engine.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::invalid_field(
             "invalid_engine_last6",
@@ -95,13 +83,74 @@ fn application_of(caller: &Caller, new: &NewFiling) -> ApiResult<Application> {
             "engine_last6: six letters or digits",
         ));
     }
-    Ok(Application {
+    Ok(engine)
+}
+
+/// The form checks of a new filing (the business checks are intake's): the application,
+/// and the QR token of a QR filing.
+fn application_of(caller: &Caller, new: &NewFiling) -> ApiResult<(Application, Option<String>)> {
+    if new.method == FilingMethod::Qr {
+        return qr_application_of(caller, new);
+    }
+    let plate_type = required(&new.plate_type, "plate_type")?;
+    let plate_number = required(&new.plate_number, "plate_number")?;
+    let engine = engine_last6_of(required(&new.engine_last6, "engine_last6")?)?;
+    let (plate_type, plate_number) = parse_plate(plate_type, plate_number)?;
+    let application = Application {
         filer_id: caller.sub.clone(),
         plate_type: plate_type.to_string(),
         plate_number: plate_number.to_string(),
         engine_last6: engine,
         relationship: new.relationship,
-    })
+    };
+    Ok((application, None))
+}
+
+fn qr_token_invalid(detail: &str) -> ApiError {
+    ApiError::invalid_field(
+        "qr_token_invalid",
+        "qr_token",
+        format!("qr_token: {detail}"),
+    )
+}
+
+/// A QR filing: the token must at least be one (its signature, expiry and vehicle are
+/// intake's checks, against the submission time); the vehicle is the token's unless the
+/// filer names it (then intake holds the token to it). The engine number is optional.
+fn qr_application_of(caller: &Caller, new: &NewFiling) -> ApiResult<(Application, Option<String>)> {
+    let token = new.qr_token.as_deref().map(str::trim).unwrap_or_default();
+    if token.is_empty() {
+        return Err(ApiError::invalid_field(
+            "invalid_field",
+            "qr_token",
+            "qr_token: required for the QR method",
+        ));
+    }
+    if token.len() > 1024 {
+        return Err(qr_token_invalid("not a QR token of this service"));
+    }
+    let claims = crate::domain::qr::read_unverified(token)
+        .map_err(|_| qr_token_invalid("not a QR token of this service"))?;
+    let (plate_type, plate_number) = match (&new.plate_type, &new.plate_number) {
+        (None, None) => parse_plate(&claims.plate_type, &claims.plate_number)
+            .map_err(|_| qr_token_invalid("not a QR token of this service"))?,
+        (plate_type, plate_number) => parse_plate(
+            required(plate_type, "plate_type")?,
+            required(plate_number, "plate_number")?,
+        )?,
+    };
+    let engine = match &new.engine_last6 {
+        Some(engine) => engine_last6_of(engine)?,
+        None => String::new(),
+    };
+    let application = Application {
+        filer_id: caller.sub.clone(),
+        plate_type: plate_type.to_string(),
+        plate_number: plate_number.to_string(),
+        engine_last6: engine,
+        relationship: new.relationship,
+    };
+    Ok((application, Some(token.to_string())))
 }
 
 /// Submits a filing; intake runs as a job. The answer is `received`, with `Location`.
@@ -123,10 +172,13 @@ async fn submit(
         return Ok(repeat);
     }
     let new: NewFiling = typed(&body)?;
-    let application = application_of(&caller, &new)?;
+    let (application, qr_token) = application_of(&caller, &new)?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    let filing = submit_filing(&state.services, &mut tx, application, now).await?;
+    let filing = match qr_token {
+        None => submit_filing(&state.services, &mut tx, application, now).await?,
+        Some(token) => qr::submit(&state.services, &mut tx, application, &token, now).await?,
+    };
     let history = [HistoryEntry {
         status: FilingStatus::Received,
         at: now,

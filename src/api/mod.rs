@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod documents;
 pub mod filing_code;
 pub mod filing_view;
 pub mod filings;
@@ -11,6 +12,7 @@ pub mod idempotency;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod owner_qr;
 pub mod pagination;
 pub mod problem;
 pub mod registry;
@@ -64,6 +66,8 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(messages::routes())
         .merge(vehicles::routes())
         .merge(test_clock::routes())
+        .merge(documents::routes())
+        .merge(owner_qr::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -44,7 +44,7 @@ pub struct FilerList {
 
 /// The vehicle, if the caller owns it: 422 for a malformed plate, 404 for an unknown
 /// vehicle, 403 for someone else's.
-async fn owned_vehicle(
+pub(crate) async fn owned_vehicle(
     state: &AppState,
     caller: &Caller,
     plate_type: &str,

@@ -56,16 +56,41 @@ pub fn verify(
     plate_number: &str,
     now_ms: i64,
 ) -> Result<QrClaims, QrTokenError> {
-    let mut parts = token.split('.');
-    let (Some("v1"), Some(body), Some(tag), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(QrTokenError::Malformed);
-    };
+    let (body, tag) = split(token)?;
     let tag = URL_SAFE_NO_PAD
         .decode(tag)
         .map_err(|_| QrTokenError::Malformed)?;
     hmac::verify(&signing_key(secret), body.as_bytes(), &tag).map_err(|_| QrTokenError::Forged)?;
+    let claims = claims_of(body)?;
+    if now_ms >= claims.expires_ms {
+        return Err(QrTokenError::Expired);
+    }
+    if claims.plate_type != plate_type || claims.plate_number != plate_number {
+        return Err(QrTokenError::OtherVehicle);
+    }
+    Ok(claims)
+}
+
+/// What a token says, signature NOT checked: only for naming the vehicle of a submission
+/// before [`verify`] decides. `Malformed` when it is not a token at all.
+pub fn read_unverified(token: &str) -> Result<QrClaims, QrTokenError> {
+    let (body, tag) = split(token)?;
+    URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| QrTokenError::Malformed)?;
+    claims_of(body)
+}
+
+/// `v1.<body>.<tag>` into its body and tag.
+fn split(token: &str) -> Result<(&str, &str), QrTokenError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("v1"), Some(body), Some(tag), None) => Ok((body, tag)),
+        _ => Err(QrTokenError::Malformed),
+    }
+}
+
+fn claims_of(body: &str) -> Result<QrClaims, QrTokenError> {
     let text = URL_SAFE_NO_PAD
         .decode(body)
         .ok()
@@ -76,12 +101,6 @@ pub fn verify(
         return Err(QrTokenError::Malformed);
     };
     let expires_ms: i64 = expires.parse().map_err(|_| QrTokenError::Malformed)?;
-    if now_ms >= expires_ms {
-        return Err(QrTokenError::Expired);
-    }
-    if pt != plate_type || pn != plate_number {
-        return Err(QrTokenError::OtherVehicle);
-    }
     Ok(QrClaims {
         plate_type: pt.into(),
         plate_number: pn.into(),
@@ -146,6 +165,8 @@ mod tests {
                 verify(KEY, garbage, "02", "京A12345", 0).is_err(),
                 "{garbage}"
             );
+            assert_eq!(read_unverified(garbage), Err(QrTokenError::Malformed));
         }
+        assert_eq!(read_unverified(&token), Ok(claims()));
     }
 }

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use super::into_review::enter_review;
 use super::jobs::{
     Abandon, CodeExpire, CodeRef, SmsSend, abandon_key, code_message_id, expire_key,
 };
 use super::{FilingError, FilingResult, code_rules, step};
-use crate::domain::filing::FilingStatus;
 use crate::domain::filing::code::{CodeKeys, CodeState};
+use crate::domain::filing::{FilingMethod, FilingStatus};
 use crate::domain::masking::mask_name;
 use crate::providers::sms::{SmsMessage, template};
 use crate::services::Services;
@@ -170,6 +171,10 @@ pub async fn enter(
     if keys(services).code_matches(&filing.id, filing.code_number, entered, &stored) {
         step(tx, filing, FilingStatus::CodeVerified, now, "code_verified").await?;
         cancel_timers(services, tx, filing).await?;
+        if filing.method == FilingMethod::Qr.as_str() {
+            // A QR filing always goes on to review once the owner's code is verified.
+            enter_review(services, tx, filing, now, "qr_method").await?;
+        }
         return Ok(Entry::Verified);
     }
     let wrong = filings::count_wrong_code(tx, &filing.id).await?;

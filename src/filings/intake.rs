@@ -5,9 +5,10 @@
 //! at once and counts against nothing, whether or not its own intake ran yet.
 
 use super::jobs::NotifyDecision;
-use super::{FilingError, FilingResult, code, step};
+use super::{FilingError, FilingResult, code, qr, step};
 use crate::domain::filing::{
-    FilingCounts, FilingLimits, FilingStatus, RejectReason, check_limits, check_vehicle,
+    FilingCounts, FilingLimits, FilingMethod, FilingStatus, RejectReason, check_limits,
+    check_vehicle_with,
 };
 use crate::domain::plate::is_fileable;
 use crate::services::Services;
@@ -48,6 +49,12 @@ async fn reject(
     Ok(Intake::Rejected(reason))
 }
 
+/// The engine number to compare: a QR filing's only when the filer typed it (its token
+/// names the vehicle); an SMS filing's always.
+fn engine_of<'a>(method: &str, engine_last6: &'a str) -> Option<&'a str> {
+    (method != FilingMethod::Qr.as_str() || !engine_last6.is_empty()).then_some(engine_last6)
+}
+
 /// Runs intake of `filing_id` in the caller's transaction.
 pub async fn take_in(
     services: &Services,
@@ -69,13 +76,14 @@ pub async fn take_in(
         &format!("vehicle:{}:{}", filing.plate_type, filing.plate_number),
     )
     .await?;
+    let qr_token = qr::take_token(tx, &filing).await?;
     let vehicle = find_vehicle(&mut **tx, &filing.plate_type, &filing.plate_number).await?;
     let checked = if !is_fileable(&filing.plate_type) {
         Err(RejectReason::PlateTypeNotAllowed)
     } else {
         match &vehicle {
             None => Err(RejectReason::VehicleNotFound),
-            Some(v) => check_vehicle(v, &filing.engine_last6),
+            Some(v) => check_vehicle_with(v, engine_of(&filing.method, &filing.engine_last6)),
         }
     };
     let vehicle = match (checked, vehicle) {
@@ -93,6 +101,13 @@ pub async fn take_in(
         };
         services.queue.enqueue(tx, &notify, now).await?;
         return Ok(Intake::Approved);
+    }
+    // After the own-vehicle path (the owner needs no invitation of their own), before the
+    // limits: a QR filing stands on the owner's token.
+    if filing.method == FilingMethod::Qr.as_str() {
+        if let Err(reason) = qr::check_token(services, &filing, qr_token.as_deref()) {
+            return reject(tx, &mut filing, reason, now).await;
+        }
     }
     let counts = count(tx, &filing, filer.as_ref()).await?;
     if let Err(reason) = check_limits(&counts, &limits(services)) {
@@ -147,7 +162,8 @@ async fn count(
                 .await?
                 .is_some_and(|v| {
                     is_fileable(&pending.plate_type)
-                        && check_vehicle(&v, &pending.engine_last6).is_ok()
+                        && check_vehicle_with(&v, engine_of(&pending.method, &pending.engine_last6))
+                            .is_ok()
                         && driver.owns(&v)
                 }),
             None => false,

@@ -7,10 +7,13 @@
 //! queue's enqueue; nothing here knows HTTP.
 
 pub mod code;
+pub mod documents;
 pub mod ending;
 pub mod face;
 pub mod intake;
+pub mod into_review;
 pub mod jobs;
+pub mod qr;
 
 use crate::domain::filing::code::{CodeRules, EntryRefused, ResendRefused};
 use crate::domain::filing::{FilingMethod, FilingStatus, ForbiddenMove, Relationship};
@@ -67,15 +70,17 @@ pub(crate) async fn step(
     at: i64,
     cause: &str,
 ) -> FilingResult<()> {
-    let step = filing.status.move_to(to)?;
+    let method = FilingMethod::parse(&filing.method).unwrap_or(FilingMethod::Sms);
+    let step = filing.status.move_for(method, to)?;
     filings::transition(tx, &filing.id, step, at, cause).await?;
     filing.status = to;
     filing.updated_at = at;
     Ok(())
 }
 
-/// A new application (SMS method), checked for form only: the business checks run in the
-/// intake job.
+/// A new application, checked for form only: the business checks run in the intake job.
+/// A QR filing's `engine_last6` is empty when the filer left it out (its token names the
+/// vehicle).
 #[derive(Debug, Clone)]
 pub struct Application {
     pub filer_id: String,
@@ -93,10 +98,21 @@ pub async fn submit(
     application: Application,
     now: i64,
 ) -> FilingResult<Filing> {
+    record(services, tx, application, FilingMethod::Sms, now).await
+}
+
+/// Records a `received` filing of `method` and enqueues its intake.
+pub(crate) async fn record(
+    services: &Services,
+    tx: &mut Tx,
+    application: Application,
+    method: FilingMethod,
+    now: i64,
+) -> FilingResult<Filing> {
     let local = crate::clock::from_ms(now).with_timezone(&crate::clock::shanghai());
     let filing = Filing {
         id: crate::store::new_id(),
-        method: FilingMethod::Sms.as_str().into(),
+        method: method.as_str().into(),
         filer_id: application.filer_id,
         plate_type: application.plate_type,
         plate_number: application.plate_number,

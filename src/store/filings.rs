@@ -361,6 +361,7 @@ pub async fn counts(
 /// its own intake: whether it counts depends on whether it is for the filer's own vehicle.
 #[derive(Debug, Clone)]
 pub struct PendingApplication {
+    pub method: String,
     pub plate_type: String,
     pub plate_number: String,
     pub engine_last6: String,
@@ -375,7 +376,7 @@ pub async fn pending_before(
     before: &str,
 ) -> DbResult<Vec<PendingApplication>> {
     let rows = sqlx::query(
-        "SELECT plate_type, plate_number, engine_last6, local_date FROM filings
+        "SELECT method, plate_type, plate_number, engine_last6, local_date FROM filings
          WHERE filer_id = $1 AND local_year = $2 AND id < $3 AND status = $4 ORDER BY id",
     )
     .bind(filer_id)
@@ -387,6 +388,7 @@ pub async fn pending_before(
     rows.iter()
         .map(|r| {
             Ok(PendingApplication {
+                method: r.try_get("method")?,
                 plate_type: r.try_get("plate_type")?,
                 plate_number: r.try_get("plate_number")?,
                 engine_last6: r.try_get("engine_last6")?,

@@ -5,10 +5,12 @@
 
 pub mod clock;
 pub mod cron;
+pub mod documents;
 pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod messages;
+pub mod qr_tokens;
 pub mod registry;
 pub mod sms_log;
 pub mod timers;

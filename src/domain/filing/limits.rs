@@ -17,6 +17,8 @@ pub enum RejectReason {
     YearlyLimit,
     AlreadyFiled,
     SmsRateLimited,
+    /// QR method: the owner's token is forged, expired at submission, or for another vehicle.
+    QrTokenInvalid,
 }
 
 impl RejectReason {
@@ -32,6 +34,7 @@ impl RejectReason {
             RejectReason::YearlyLimit => "yearly_limit",
             RejectReason::AlreadyFiled => "already_filed",
             RejectReason::SmsRateLimited => "sms_rate_limited",
+            RejectReason::QrTokenInvalid => "qr_token_invalid",
         }
     }
 
@@ -59,9 +62,32 @@ impl RejectReason {
 
 /// The registry checks (limit 1 of the domain rules, then the engine number).
 pub fn check_vehicle(vehicle: &Vehicle, engine_last6: &str) -> Result<(), RejectReason> {
+    check_vehicle_with(vehicle, Some(engine_last6))
+}
+
+/// As [`check_vehicle`], the engine number compared only when given: a QR filing names its
+/// vehicle by the owner's signed token, and the filer may leave the engine number out.
+pub fn check_vehicle_with(
+    vehicle: &Vehicle,
+    engine_last6: Option<&str>,
+) -> Result<(), RejectReason> {
     if !vehicle.plate_type.is_fileable() {
         return Err(RejectReason::PlateTypeNotAllowed);
     }
+    if let Some(engine_last6) = engine_last6 {
+        check_engine(vehicle, engine_last6)?;
+    }
+    let owner_ok = match vehicle.fields.owner_kind {
+        OwnerKind::Person => true,
+        OwnerKind::Unit => vehicle.fields.usage == VehicleUsage::NonOperating,
+    };
+    if !owner_ok || vehicle.fields.status != "normal" {
+        return Err(RejectReason::VehicleNotEligible);
+    }
+    Ok(())
+}
+
+fn check_engine(vehicle: &Vehicle, engine_last6: &str) -> Result<(), RejectReason> {
     let engine: Vec<char> = vehicle
         .fields
         .engine_number
@@ -72,13 +98,6 @@ pub fn check_vehicle(vehicle: &Vehicle, engine_last6: &str) -> Result<(), Reject
     let last6: String = engine[engine.len().saturating_sub(6)..].iter().collect();
     if last6 != engine_last6.to_uppercase() {
         return Err(RejectReason::EngineMismatch);
-    }
-    let owner_ok = match vehicle.fields.owner_kind {
-        OwnerKind::Person => true,
-        OwnerKind::Unit => vehicle.fields.usage == VehicleUsage::NonOperating,
-    };
-    if !owner_ok || vehicle.fields.status != "normal" {
-        return Err(RejectReason::VehicleNotEligible);
     }
     Ok(())
 }

@@ -8,7 +8,9 @@ pub mod limits;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use limits::{FilingCounts, FilingLimits, RejectReason, check_limits, check_vehicle};
+pub use limits::{
+    FilingCounts, FilingLimits, RejectReason, check_limits, check_vehicle, check_vehicle_with,
+};
 
 /// Where a filing is. `live` states hold a place against the limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,6 +121,24 @@ impl FilingStatus {
         }
     }
 
+    /// The move to `to` for a filing of `method`: the table's moves, less the one the other
+    /// method takes after the code is verified (an SMS filing goes on to the face check, a
+    /// QR filing always to review: `received(QR) -> code_sent -> code_verified -> under_review`).
+    pub fn move_for(self, method: FilingMethod, to: FilingStatus) -> Result<Move, ForbiddenMove> {
+        use FilingStatus::*;
+        let other_method = matches!(
+            (method, self, to),
+            (FilingMethod::Qr, CodeVerified, Approved | DocumentsRequired)
+                | (FilingMethod::Qr, DocumentsRequired, _)
+                | (FilingMethod::Sms, CodeVerified, UnderReview)
+        );
+        if other_method {
+            Err(ForbiddenMove { from: self, to })
+        } else {
+            self.move_to(to)
+        }
+    }
+
     /// How a filing that is still live ends: approved ones are unbound, others cancelled.
     pub fn ending(self) -> Result<Move, ForbiddenMove> {
         if self == FilingStatus::Approved {
@@ -168,6 +188,12 @@ impl FilingMethod {
             FilingMethod::Sms => "sms",
             FilingMethod::Qr => "qr",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<FilingMethod> {
+        [FilingMethod::Sms, FilingMethod::Qr]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -226,5 +252,26 @@ mod tests {
         }
         assert_eq!(Approved.ending().map(Move::to), Ok(Unbound));
         assert!(Unbound.ending().is_err());
+    }
+
+    #[test]
+    fn each_method_takes_its_own_way_after_the_code() {
+        use FilingMethod::*;
+        use FilingStatus::*;
+        assert!(CodeVerified.move_for(Qr, UnderReview).is_ok());
+        assert!(CodeVerified.move_for(Qr, Approved).is_err());
+        assert!(CodeVerified.move_for(Qr, DocumentsRequired).is_err());
+        assert!(CodeVerified.move_for(Sms, UnderReview).is_err());
+        assert!(CodeVerified.move_for(Sms, Approved).is_ok());
+        assert!(DocumentsRequired.move_for(Sms, UnderReview).is_ok());
+        assert!(DocumentsRequired.move_for(Qr, UnderReview).is_err());
+        for method in [Sms, Qr] {
+            assert!(Received.move_for(method, CodeSent).is_ok());
+            assert!(CodeSent.move_for(method, CodeVerified).is_ok());
+            assert!(UnderReview.move_for(method, Approved).is_ok());
+            assert!(UnderReview.move_for(method, ReviewRejected).is_ok());
+            assert!(UnderReview.move_for(method, Cancelled).is_ok());
+            assert_eq!(FilingMethod::parse(method.as_str()), Some(method));
+        }
     }
 }
