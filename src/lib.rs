@@ -13,6 +13,7 @@ pub mod filings;
 pub mod import;
 pub mod providers;
 pub mod queue;
+pub mod reviews;
 pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::calendar::WorkingCalendar;
 use crate::providers::{face::FaceProvider, sms::SmsGateway};
 use crate::queue::{JobContext, Queue};
 use crate::store::Db;
@@ -21,6 +22,8 @@ pub struct Services {
     /// The secret owner codes are derived from (`filing.code_secret`; never in the database;
     /// see `domain::filing::code`).
     pub code_key: Vec<u8>,
+    /// The working calendar the review SLA counts in (`calendar.dir`; see `app::calendar`).
+    pub calendar: WorkingCalendar,
 }
 
 impl JobContext<Services> {

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod pagination;
 pub mod problem;
 pub mod registry;
+pub mod reviews;
 pub mod test_clock;
 pub mod vehicles;
 
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(messages::routes())
         .merge(vehicles::routes())
         .merge(test_clock::routes())
+        .merge(reviews::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod messages;
 pub mod registry;
+pub mod reviews;
 pub mod sms_log;
 pub mod timers;
 
