@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::calendar::WorkingCalendar;
 use crate::providers::{face::FaceProvider, sms::SmsGateway};
 use crate::queue::{JobContext, Queue};
 use crate::store::Db;
@@ -23,6 +24,8 @@ pub struct Services {
     pub code_key: Vec<u8>,
     /// Where uploaded photos are kept (`data_dir/documents/` by default).
     pub documents: Arc<dyn crate::documents::DocumentStore>,
+    /// The working calendar the review SLA counts in (`calendar.dir`; see `app::calendar`).
+    pub calendar: WorkingCalendar,
 }
 
 impl JobContext<Services> {

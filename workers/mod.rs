@@ -9,6 +9,7 @@ pub mod filing_code;
 pub mod filing_intake;
 pub mod maintenance;
 pub mod notify_decision;
+pub mod review_sla;
 pub mod sms_send;
 
 use crate::queue::{CronTable, Registry};
@@ -36,7 +37,8 @@ pub fn registry() -> Registry<Services> {
         .register::<sms_send::SmsSend>()
         .register::<face_verify::FaceVerify>()
         .register::<notify_decision::NotifyDecision>()
-        .register::<maintenance::Prune>();
+        .register::<maintenance::Prune>()
+        .register::<review_sla::SlaCheck>();
     registry
 }
 

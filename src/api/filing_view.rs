@@ -14,6 +14,7 @@ use crate::domain::filing::code::{EntryRefused, ResendRefused};
 use crate::domain::masking::mask_phone;
 use crate::filings::FilingError;
 use crate::store::filings::{self, Filing, HistoryEntry};
+use crate::store::reviews::{self, Review};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewView {
@@ -49,6 +50,25 @@ pub struct FilingView {
 }
 
 pub fn view_of(f: &Filing, history: &[HistoryEntry]) -> FilingView {
+    view_with_review(f, history, None)
+}
+
+/// The filing's `review` object, from its review row (empty before review).
+fn review_of(review: Option<&Review>) -> ReviewView {
+    ReviewView {
+        deadline: review.map(|r| rfc3339(r.deadline_at)),
+        at_risk: review.is_some_and(|r| r.at_risk),
+        breached: review.is_some_and(|r| r.breached),
+        decided_at: review.and_then(|r| r.decided_at).map(rfc3339),
+    }
+}
+
+/// As [`view_of`], with the review row of the filing, if it went to review.
+pub fn view_with_review(
+    f: &Filing,
+    history: &[HistoryEntry],
+    review: Option<&Review>,
+) -> FilingView {
     let code_pending = matches!(f.status, FilingStatus::CodeSent | FilingStatus::CodeExpired);
     FilingView {
         id: f.id.clone(),
@@ -60,12 +80,7 @@ pub fn view_of(f: &Filing, history: &[HistoryEntry]) -> FilingView {
         own_vehicle: f.own_vehicle,
         owner_phone_masked: f.owner_phone.as_deref().map(mask_phone),
         code_expires_at: f.code_expires_at.filter(|_| code_pending).map(rfc3339),
-        review: ReviewView {
-            deadline: None,
-            at_risk: false,
-            breached: false,
-            decided_at: None,
-        },
+        review: review_of(review),
         created_at: rfc3339(f.created_at),
         updated_at: rfc3339(f.updated_at),
         history: history
@@ -85,7 +100,8 @@ pub async fn current_view(state: &AppState, id: &str) -> ApiResult<FilingView> {
         .await?
         .ok_or_else(not_found)?;
     let history = filings::history(state.db.pool(), id).await?;
-    Ok(view_of(&filing, &history))
+    let review = reviews::find(state.db.pool(), id).await?;
+    Ok(view_with_review(&filing, &history, review.as_ref()))
 }
 
 pub fn not_found() -> ApiError {

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::filing_view::{FilingView, current_view, not_found, view_of};
+use super::filing_view::{FilingView, current_view, not_found, view_of, view_with_review};
 use super::idempotency::{Idempotency, IdempotencyKey, typed};
 use super::pagination::{next_cursor, page_limit};
 use super::problem::{ApiError, ApiResult, Json, Path, Problem, Query};
@@ -241,7 +241,9 @@ async fn list(
     let next_cursor = next_cursor(&rows, limit, |f| &f.id);
     let mut items = Vec::with_capacity(rows.len());
     for f in &rows {
-        items.push(view_of(f, &filings::history(state.db.pool(), &f.id).await?));
+        let history = filings::history(state.db.pool(), &f.id).await?;
+        let review = crate::store::reviews::find(state.db.pool(), &f.id).await?;
+        items.push(view_with_review(f, &history, review.as_ref()));
     }
     Ok(axum::Json(FilingList { items, next_cursor }))
 }
@@ -261,7 +263,12 @@ async fn get_filing(
         .filter(|f| f.filer_id == caller.sub)
         .ok_or_else(not_found)?;
     let history = filings::history(state.db.pool(), &id).await?;
-    Ok(axum::Json(view_of(&filing, &history)))
+    let review = crate::store::reviews::find(state.db.pool(), &id).await?;
+    Ok(axum::Json(view_with_review(
+        &filing,
+        &history,
+        review.as_ref(),
+    )))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

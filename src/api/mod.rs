@@ -16,6 +16,7 @@ pub mod owner_qr;
 pub mod pagination;
 pub mod problem;
 pub mod registry;
+pub mod reviews;
 pub mod test_clock;
 pub mod vehicles;
 
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(test_clock::routes())
         .merge(documents::routes())
         .merge(owner_qr::routes())
+        .merge(reviews::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -60,6 +60,7 @@ pub const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
         (name = "admin", description = "Queues and jobs, for operators (admin)"),
         (name = "filings", description = "Filing a vehicle not in your name (filer, role user)"),
         (name = "owners", description = "The owner's side of filings (role user, the vehicle's owner)"),
+        (name = "reviews", description = "Manual review of filings (reviewer, supervisor)"),
     )
 )]
 pub struct ApiDoc;

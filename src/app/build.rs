@@ -12,6 +12,7 @@ use crate::store::Db;
 
 /// Connects, migrates or checks the schema, and sets up the clock and the services.
 pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Result<Arc<Services>> {
+    let calendar = super::calendar::load(&config.calendar)?;
     let db = Db::connect(&config.database).await?;
     if migrate {
         db.migrate().await?;
@@ -33,6 +34,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
         face,
         code_key,
         documents,
+        calendar,
     }))
 }
 

@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod build;
+pub mod calendar;
 pub mod checks;
 
 use std::sync::Arc;
@@ -122,6 +123,10 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(
             runtime.clone().run_scheduler(schedules, stop_rx.clone()),
         ));
+        tasks.push(tokio::spawn(background::review_gauges(
+            services.clone(),
+            stop_rx.clone(),
+        )));
     }
 
     let tokens = api::auth::TokenKeys::from_config(&config.auth)?;

@@ -85,13 +85,54 @@ pub struct ReviewConfig {
     pub sla_working_days: u32,
     pub at_risk_ratio: f64,
     pub claim_lease_seconds: u64,
+    /// Supervisors texted on an SLA breach. `BEIAN__REVIEW__ESCALATION_PHONES=a,b` splits on
+    /// commas; a single number given that way is read as a list of one.
+    #[serde(deserialize_with = "phone_list")]
     pub escalation_phones: Vec<String>,
+}
+
+/// A list of phone numbers, or one (the environment layer reads a lone `13800000000` as a
+/// number, not as a list).
+fn phone_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Phone {
+        Text(String),
+        Number(u64),
+    }
+    impl Phone {
+        fn text(self) -> String {
+            match self {
+                Phone::Text(t) => t.trim().to_string(),
+                Phone::Number(n) => n.to_string(),
+            }
+        }
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Phones {
+        Many(Vec<Phone>),
+        One(Phone),
+    }
+    Ok(match Phones::deserialize(d)? {
+        Phones::Many(list) => list.into_iter().map(Phone::text).collect(),
+        Phones::One(one) => vec![one.text()],
+    }
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .collect())
 }
 
 impl ReviewConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.at_risk_ratio) {
             return Err("review.at_risk_ratio: must be between 0 and 1".into());
+        }
+        if self.sla_working_days == 0 {
+            return Err("review.sla_working_days: must be at least 1".into());
+        }
+        if self.claim_lease_seconds == 0 {
+            return Err("review.claim_lease_seconds: must be at least 1".into());
         }
         Ok(())
     }

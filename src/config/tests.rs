@@ -315,3 +315,17 @@ fn errors_at_start_know_the_log_format() {
         LogFormat::Pretty
     );
 }
+
+#[test]
+fn one_escalation_phone_from_the_environment_is_a_list_of_one() {
+    let c = Config::load_from(
+        None,
+        env(&[("BEIAN__REVIEW__ESCALATION_PHONES", "13700000001")]),
+    )
+    .unwrap();
+    assert_eq!(c.review.escalation_phones, ["13700000001"]);
+    let error = Config::load_from(None, env(&[("BEIAN__REVIEW__SLA_WORKING_DAYS", "0")]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("review.sla_working_days"), "{error}");
+}

@@ -8,3 +8,4 @@ pub mod masking;
 pub mod plate;
 pub mod qr;
 pub mod registry;
+pub mod review;

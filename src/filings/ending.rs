@@ -46,5 +46,8 @@ pub async fn end(
     filing.status = step.to();
     filing.updated_at = now;
     code::cancel_timers(services, tx, filing).await?;
+    if step.from() == crate::domain::filing::FilingStatus::UnderReview {
+        crate::reviews::withdraw(tx, services, &filing.id, by.as_str(), now).await?;
+    }
     Ok(())
 }

@@ -58,19 +58,9 @@ impl FaceVerify {
     }
 }
 
-/// `notify.decision`: tells the filer and the owner of a decision on a filing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NotifyDecision {
-    pub filing_id: String,
-    /// `approved`, `rejected`, `review_rejected`, ...
-    pub decision: String,
-}
-
-impl NotifyDecision {
-    pub fn dedup_key(&self) -> String {
-        format!("{}:{}", self.filing_id, self.decision)
-    }
-}
+/// `notify.decision`: its payload lives with the review lifecycle, which enqueues it too
+/// (`reviews` imports nothing of `filings`).
+pub use crate::reviews::jobs::NotifyDecision;
 
 /// The filing code an `sms.send` message carries (derived at send time, never stored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
