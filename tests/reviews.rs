@@ -56,6 +56,22 @@ async fn documents_required(w: &World<'_>, sms: &FakeSmsGateway) -> (Person, Car
 async fn review(app: &TestApp, id: &str) -> Value {
     let (status, body) = app.get(&format!("/v1/reviews/{id}"), REVIEWER_A).await;
     assert_eq!(status, 200, "{body}");
+    // Every review came in through the upload: both photos are linked for the reviewer.
+    let mut kinds: Vec<&str> = body["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["holding_photo", "id_document"], "{body}");
+    assert!(
+        body["documents"][0]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with("/v1/documents/"),
+        "{body}"
+    );
     body
 }
 
