@@ -5,6 +5,8 @@ pub mod calendar;
 pub mod documents;
 pub mod filing;
 pub mod masking;
+pub mod payment;
 pub mod plate;
 pub mod qr;
 pub mod registry;
+pub mod violation;

@@ -9,9 +9,11 @@ pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod messages;
+pub mod payments;
 pub mod registry;
 pub mod sms_log;
 pub mod timers;
+pub mod violations;
 
 use std::path::Path;
 use std::sync::Arc;
