@@ -11,11 +11,13 @@ pub mod config;
 pub mod domain;
 pub mod filings;
 pub mod import;
+pub mod payments;
 pub mod providers;
 pub mod queue;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod violations;
 
 /// The job handlers live in the top-level `workers/` folder (one file per job kind).
 #[path = "../workers/mod.rs"]

@@ -21,6 +21,8 @@ pub struct Services {
     /// The secret owner codes are derived from (`filing.code_secret`; never in the database;
     /// see `domain::filing::code`).
     pub code_key: Vec<u8>,
+    /// The payment providers (WeChat Pay, Alipay; live or simulated).
+    pub payments: std::sync::Arc<crate::providers::payments::Payments>,
 }
 
 impl JobContext<Services> {

@@ -9,7 +9,10 @@ pub mod filing_code;
 pub mod filing_intake;
 pub mod maintenance;
 pub mod notify_decision;
+pub mod payment_callback;
+pub mod payment_query;
 pub mod sms_send;
+pub mod violation_ingest;
 
 use crate::queue::{CronTable, Registry};
 use crate::services::Services;
@@ -36,7 +39,11 @@ pub fn registry() -> Registry<Services> {
         .register::<sms_send::SmsSend>()
         .register::<face_verify::FaceVerify>()
         .register::<notify_decision::NotifyDecision>()
-        .register::<maintenance::Prune>();
+        .register::<maintenance::Prune>()
+        .register::<violation_ingest::ViolationIngest>()
+        .register::<payment_callback::PaymentCallback>()
+        .register::<payment_query::PaymentQuerySweep>()
+        .register::<payment_query::PaymentQuery>();
     registry
 }
 
@@ -44,6 +51,9 @@ pub fn registry() -> Registry<Services> {
 pub fn cron_table() -> CronTable {
     let mut table = CronTable::default();
     table.add("maintenance_prune", |slot_ms| maintenance::Prune {
+        slot_ms,
+    });
+    table.add("payment_query", |slot_ms| payment_query::PaymentQuerySweep {
         slot_ms,
     });
     table

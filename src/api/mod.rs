@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod callbacks;
 pub mod filing_code;
 pub mod filing_view;
 pub mod filings;
@@ -12,10 +13,12 @@ pub mod messages;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod payments;
 pub mod problem;
 pub mod registry;
 pub mod test_clock;
 pub mod vehicles;
+pub mod violations;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +67,9 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(messages::routes())
         .merge(vehicles::routes())
         .merge(test_clock::routes())
+        .merge(violations::routes())
+        .merge(payments::routes())
+        .merge(callbacks::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -23,6 +23,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let sms = SmsGateway::from_config(&config)?;
     let face = FaceProvider::from_config(&config)?;
     let code_key = config.filing.code_secret_bytes()?;
+    let payments = crate::providers::payments::Payments::from_config(config.clone())?;
     Ok(Arc::new(Services {
         config,
         db,
@@ -31,6 +32,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
         sms,
         face,
         code_key,
+        payments,
     }))
 }
 
