@@ -204,7 +204,7 @@ pub async fn approved_filers(
 /// The points of decisions issued to `handler_id` and not paid yet (reserved on the licence).
 pub async fn points_in_handling(tx: &mut Tx, handler_id: &str) -> DbResult<i64> {
     sqlx::query_scalar(
-        "SELECT COALESCE(SUM(points), 0) FROM violations WHERE handler_id = $1 AND status = 'handling'",
+        "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM violations WHERE handler_id = $1 AND status = 'handling'",
     )
     .bind(handler_id)
     .fetch_one(&mut **tx)
