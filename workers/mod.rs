@@ -53,8 +53,8 @@ pub fn cron_table() -> CronTable {
     table.add("maintenance_prune", |slot_ms| maintenance::Prune {
         slot_ms,
     });
-    table.add("payment_query", |slot_ms| payment_query::PaymentQuerySweep {
-        slot_ms,
+    table.add("payment_query", |slot_ms| {
+        payment_query::PaymentQuerySweep { slot_ms }
     });
     table
 }

@@ -33,7 +33,9 @@ impl Job for ViolationIngest {
         };
         let now = ctx.clock().now_ms();
         let mut recipients: Vec<(String, String)> = Vec::new();
-        if let Some(vehicle) = registry::find_vehicle(&mut **tx, &v.plate_type, &v.plate_number).await? {
+        if let Some(vehicle) =
+            registry::find_vehicle(&mut **tx, &v.plate_type, &v.plate_number).await?
+        {
             let owner = registry::driver_by_id_number(&mut **tx, &vehicle.fields.owner_id_number)
                 .await?
                 .unwrap_or_default();
@@ -41,7 +43,10 @@ impl Job for ViolationIngest {
         }
         for filer in violations::approved_filers(&mut tx, &v.plate_type, &v.plate_number).await? {
             if let Some(driver) = registry::find_driver(&mut **tx, &filer).await? {
-                if recipients.iter().all(|(u, p)| *u != filer && *p != driver.fields.phone) {
+                if recipients
+                    .iter()
+                    .all(|(u, p)| *u != filer && *p != driver.fields.phone)
+                {
                     recipients.push((filer, driver.fields.phone));
                 }
             }
@@ -56,7 +61,16 @@ impl Job for ViolationIngest {
         );
         for (i, (user, phone)) in recipients.into_iter().enumerate() {
             if !user.is_empty() {
-                messages::add(&mut tx, &user, "violation_recorded", None, &title, &body, now).await?;
+                messages::add(
+                    &mut tx,
+                    &user,
+                    "violation_recorded",
+                    None,
+                    &title,
+                    &body,
+                    now,
+                )
+                .await?;
             }
             let params = BTreeMap::from([
                 ("plate_number".to_string(), v.plate_number.clone()),
@@ -71,7 +85,14 @@ impl Job for ViolationIngest {
                 params,
             };
             ctx.queue()
-                .enqueue(&mut tx, &SmsSend { message, code: None }, now)
+                .enqueue(
+                    &mut tx,
+                    &SmsSend {
+                        message,
+                        code: None,
+                    },
+                    now,
+                )
                 .await?;
         }
         tx.commit().await?;

@@ -129,7 +129,10 @@ async fn alipay(State(state): State<AppState>, body: Bytes) -> Response {
             return answer("failure");
         }
     };
-    let success = matches!(notice.trade_status.as_str(), "TRADE_SUCCESS" | "TRADE_FINISHED");
+    let success = matches!(
+        notice.trade_status.as_str(),
+        "TRADE_SUCCESS" | "TRADE_FINISHED"
+    );
     if !success {
         return answer("success");
     }
@@ -190,7 +193,8 @@ mod tests {
 
     #[test]
     fn forms_decode_as_alipay_sends_them() {
-        let pairs = form_decode(b"a=1&subject=%E4%BA%A4+x&empty=&t=2026-11-24+10%3A00%3A00").unwrap();
+        let pairs =
+            form_decode(b"a=1&subject=%E4%BA%A4+x&empty=&t=2026-11-24+10%3A00%3A00").unwrap();
         assert_eq!(pairs[1], ("subject".into(), "交 x".into()));
         assert_eq!(pairs[2], ("empty".into(), "".into()));
         assert_eq!(pairs[3].1, "2026-11-24 10:00:00");

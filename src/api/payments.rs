@@ -83,7 +83,8 @@ fn not_found() -> ApiError {
 
 impl From<PaymentError> for ApiError {
     fn from(e: PaymentError) -> Self {
-        let too_many = |code, detail: &str| ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+        let too_many =
+            |code, detail: &str| ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
         match e {
             PaymentError::NotFound => not_found(),
             PaymentError::State(PaymentStatus::Paid) => {
@@ -164,7 +165,11 @@ async fn get_payment(
         .await?
         .filter(|p| p.handler_id == caller.sub)
         .ok_or_else(not_found)?;
-    Ok(axum::Json(view_of(&state.services, &payment, state.clock.now_ms())))
+    Ok(axum::Json(view_of(
+        &state.services,
+        &payment,
+        state.clock.now_ms(),
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -189,7 +194,11 @@ async fn confirm(
     let Json(entry) = body?;
     let entered = entry.code.trim().to_string();
     if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid_field("invalid_code", "code", "code: six digits"));
+        return Err(ApiError::invalid_field(
+            "invalid_code",
+            "code",
+            "code: six digits",
+        ));
     }
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
@@ -266,9 +275,17 @@ async fn checkout(
             ));
         }
     };
-    let openid = request.openid.as_deref().map(str::trim).filter(|o| !o.is_empty());
+    let openid = request
+        .openid
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty());
     if openid.is_some_and(|o| o.len() > 128 || !o.bytes().all(|b| b.is_ascii_graphic())) {
-        return Err(ApiError::invalid_field("invalid_openid", "openid", "openid: 1-128 visible characters"));
+        return Err(ApiError::invalid_field(
+            "invalid_openid",
+            "openid",
+            "openid: 1-128 visible characters",
+        ));
     }
     let payment = payments::find(state.db.pool(), &id)
         .await?

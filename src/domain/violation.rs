@@ -229,7 +229,10 @@ mod tests {
             Err(Refusal::PointsBeforeFiling)
         );
         assert_eq!(may_handle(filer, unprocessed, 999, 0, Some(VALID)), Ok(()));
-        assert_eq!(may_handle(filer, unprocessed, 1_000, 3, Some(VALID)), Ok(()));
+        assert_eq!(
+            may_handle(filer, unprocessed, 1_000, 3, Some(VALID)),
+            Ok(())
+        );
         assert_eq!(
             may_handle(Standing::Owner, unprocessed, 999, 3, Some(VALID)),
             Ok(())
@@ -256,7 +259,13 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            may_handle(Standing::Owner, ViolationStatus::Handling, 0, 0, Some(VALID)),
+            may_handle(
+                Standing::Owner,
+                ViolationStatus::Handling,
+                0,
+                0,
+                Some(VALID)
+            ),
             Err(Refusal::AlreadyHandled)
         );
     }
@@ -269,10 +278,18 @@ mod tests {
             check_record("", 1, 0, &text).unwrap_err().field,
             "source_id"
         );
-        assert_eq!(check_record("a", 0, 0, &text).unwrap_err().code, "invalid_fine");
-        assert_eq!(check_record("a", 1, 2, &text).unwrap_err().code, "invalid_points");
         assert_eq!(
-            check_record("a", 1, 0, &[("location", " ")]).unwrap_err().field,
+            check_record("a", 0, 0, &text).unwrap_err().code,
+            "invalid_fine"
+        );
+        assert_eq!(
+            check_record("a", 1, 2, &text).unwrap_err().code,
+            "invalid_points"
+        );
+        assert_eq!(
+            check_record("a", 1, 0, &[("location", " ")])
+                .unwrap_err()
+                .field,
             "location"
         );
     }

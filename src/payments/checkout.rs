@@ -98,11 +98,20 @@ pub async fn checkout(
                 total_fen: total,
                 openid,
             };
-            match providers.wechat.create_order(&order).await.map_err(provider_error)? {
+            match providers
+                .wechat
+                .create_order(&order)
+                .await
+                .map_err(provider_error)?
+            {
                 Created::Jsapi { prepay_id } => {
                     answer.kind = "jsapi".into();
-                    answer.pay_params =
-                        Some(providers.wechat.identity.jsapi_params(&prepay_id, real_now_s()));
+                    answer.pay_params = Some(
+                        providers
+                            .wechat
+                            .identity
+                            .jsapi_params(&prepay_id, real_now_s()),
+                    );
                     answer.prepay_id = Some(prepay_id);
                 }
                 Created::Native { code_url } => {

@@ -54,9 +54,15 @@ pub async fn issue(
     sms_log::record_code_sent(tx, &payment.phone, &message_id, now).await?;
     let minutes = services.config.filing.code_ttl_seconds.div_ceil(60);
     let params = BTreeMap::from([
-        ("decision_number".to_string(), payment.decision_number.clone()),
+        (
+            "decision_number".to_string(),
+            payment.decision_number.clone(),
+        ),
         ("plate_number".to_string(), payment.plate_number.clone()),
-        ("amount".to_string(), yuan(super::total_at(services, payment, now))),
+        (
+            "amount".to_string(),
+            yuan(super::total_at(services, payment, now)),
+        ),
         ("minutes".to_string(), minutes.to_string()),
     ]);
     let send = SmsSend {

@@ -36,17 +36,24 @@ pub enum PaymentError {
 
 pub type PaymentResult<T> = Result<T, PaymentError>;
 
+/// The local (Asia/Shanghai) date of `ms`.
+pub fn local_date(ms: i64) -> chrono::NaiveDate {
+    crate::clock::from_ms(ms)
+        .with_timezone(&crate::clock::shanghai())
+        .date_naive()
+}
+
 /// The late surcharge of `payment` at `now` (frozen once paid).
 pub fn late_fee_at(services: &Services, payment: &Payment, now: i64) -> i64 {
     if let Some(paid) = payment.paid_total_fen {
         return (paid - payment.fine_fen).max(0);
     }
     let due = chrono::NaiveDate::parse_from_str(&payment.due_date, "%Y-%m-%d")
-        .unwrap_or_else(|_| crate::violations::local_date(payment.decided_at));
+        .unwrap_or_else(|_| local_date(payment.decided_at));
     late_fee(
         payment.fine_fen,
         due,
-        crate::violations::local_date(now),
+        local_date(now),
         services.config.payments.late_fee_per_day_permille,
     )
 }

@@ -78,7 +78,9 @@ pub async fn apply(
         return Ok(Applied::Ignored);
     }
     let Some((app_id, merchant)) = expected_merchant(services, &notice.channel).await else {
-        return Err(sqlx::Error::Protocol("payment providers unavailable".into()));
+        return Err(sqlx::Error::Protocol(
+            "payment providers unavailable".into(),
+        ));
     };
     if notice.app_id != app_id || notice.merchant_id != merchant {
         let detail = format!("app {} merchant {}", notice.app_id, notice.merchant_id);
@@ -147,11 +149,16 @@ async fn tell_paid(
         recipients.push((handler.user_id, handler.fields.phone));
     }
     if let Some(v) = violations::find(&mut **tx, &payment.violation_id).await? {
-        if let Some(vehicle) = registry::find_vehicle(&mut **tx, &v.plate_type, &v.plate_number).await? {
+        if let Some(vehicle) =
+            registry::find_vehicle(&mut **tx, &v.plate_type, &v.plate_number).await?
+        {
             let owner = registry::driver_by_id_number(&mut **tx, &vehicle.fields.owner_id_number)
                 .await?
                 .unwrap_or_default();
-            if recipients.iter().all(|(_, phone)| *phone != vehicle.fields.owner_phone) {
+            if recipients
+                .iter()
+                .all(|(_, phone)| *phone != vehicle.fields.owner_phone)
+            {
                 recipients.push((owner, vehicle.fields.owner_phone));
             }
         }
@@ -161,7 +168,10 @@ async fn tell_paid(
             messages::add(tx, &user, "payment_result", None, &title, &body, now).await?;
         }
         let params = BTreeMap::from([
-            ("decision_number".to_string(), payment.decision_number.clone()),
+            (
+                "decision_number".to_string(),
+                payment.decision_number.clone(),
+            ),
             ("plate_number".to_string(), payment.plate_number.clone()),
             ("amount".to_string(), yuan(total_fen)),
         ]);
@@ -174,7 +184,14 @@ async fn tell_paid(
         };
         services
             .queue
-            .enqueue(tx, &SmsSend { message, code: None }, now)
+            .enqueue(
+                tx,
+                &SmsSend {
+                    message,
+                    code: None,
+                },
+                now,
+            )
             .await?;
     }
     Ok(())

@@ -34,10 +34,17 @@ async fn pay(
     Path((channel, out_trade_no)): Path<(String, String)>,
 ) -> Response {
     let problem = |status: StatusCode, detail: &str| {
-        (status, axum::Json(json!({ "paid": false, "detail": detail }))).into_response()
+        (
+            status,
+            axum::Json(json!({ "paid": false, "detail": detail })),
+        )
+            .into_response()
     };
     let Ok(providers) = payments.providers().await else {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "the simulators are not available");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the simulators are not available",
+        );
     };
     let Some((wechat, alipay)) = &providers.simulated else {
         return problem(StatusCode::NOT_FOUND, "payments.mode is not \"simulated\"");
@@ -46,7 +53,10 @@ async fn pay(
     let request = match channel.as_str() {
         "wechat" => {
             let Some(note) = wechat.pay(&out_trade_no) else {
-                return problem(StatusCode::NOT_FOUND, "no such order at the simulated WeChat Pay");
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "no such order at the simulated WeChat Pay",
+                );
             };
             let mut request = payments
                 .client
@@ -59,7 +69,10 @@ async fn pay(
         }
         "alipay" => {
             let Some(params) = alipay.pay(&out_trade_no) else {
-                return problem(StatusCode::NOT_FOUND, "no such order at the simulated Alipay");
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    "no such order at the simulated Alipay",
+                );
             };
             payments
                 .client
@@ -84,6 +97,9 @@ async fn pay(
             }))
             .into_response()
         }
-        Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("notification not delivered: {e}")),
+        Err(e) => problem(
+            StatusCode::BAD_GATEWAY,
+            &format!("notification not delivered: {e}"),
+        ),
     }
 }

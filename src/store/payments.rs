@@ -136,14 +136,15 @@ pub async fn set_status(
     to: PaymentStatus,
     at: i64,
 ) -> DbResult<()> {
-    let done =
-        sqlx::query("UPDATE payments SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
-            .bind(id)
-            .bind(to.as_str())
-            .bind(at)
-            .bind(from.as_str())
-            .execute(&mut **tx)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE payments SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4",
+    )
+    .bind(id)
+    .bind(to.as_str())
+    .bind(at)
+    .bind(from.as_str())
+    .execute(&mut **tx)
+    .await?;
     if done.rows_affected() != 1 {
         return Err(sqlx::Error::RowNotFound);
     }

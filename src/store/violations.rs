@@ -261,12 +261,7 @@ pub async fn mark_processed(tx: &mut Tx, id: &str, at: i64) -> DbResult<bool> {
 }
 
 /// Adds `points` to the handler's licence (the points of a paid decision).
-pub async fn add_licence_points(
-    tx: &mut Tx,
-    user_id: &str,
-    points: i64,
-    at: i64,
-) -> DbResult<()> {
+pub async fn add_licence_points(tx: &mut Tx, user_id: &str, points: i64, at: i64) -> DbResult<()> {
     sqlx::query("UPDATE drivers SET points = points + $2, updated_at = $3 WHERE user_id = $1")
         .bind(user_id)
         .bind(points)

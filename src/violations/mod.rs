@@ -5,13 +5,11 @@
 
 pub mod jobs;
 
-use chrono::NaiveDate;
-
 use crate::domain::payment::{PaymentStatus, due_date};
 use crate::domain::violation::{
     Licence, Refusal, Standing, ViolationStatus, decision_number, may_handle,
 };
-use crate::payments::{self, PaymentError};
+use crate::payments::{self, PaymentError, local_date};
 use crate::services::Services;
 use crate::store::payments::Payment;
 use crate::store::violations::{self, Violation};
@@ -95,8 +93,7 @@ pub async fn standing(
         return Ok(Some(Standing::Owner));
     }
     let approved =
-        violations::filing_approved_at(&mut *conn, user_id, &v.plate_type, &v.plate_number)
-            .await?;
+        violations::filing_approved_at(&mut *conn, user_id, &v.plate_type, &v.plate_number).await?;
     Ok(approved.map(|approved_at| Standing::Filer { approved_at }))
 }
 
@@ -111,13 +108,6 @@ pub async fn licence_of(tx: &mut Tx, user_id: &str) -> DbResult<Option<Licence>>
         status: driver.fields.licence_status,
         points: driver.fields.points + reserved,
     }))
-}
-
-/// The local (Asia/Shanghai) date of `ms`.
-pub fn local_date(ms: i64) -> NaiveDate {
-    crate::clock::from_ms(ms)
-        .with_timezone(&crate::clock::shanghai())
-        .date_naive()
 }
 
 /// What handling gave: the decision and its payment (a code is on its way to the handler).
@@ -140,7 +130,7 @@ pub async fn handle(
     let v = violations::load_for_update(&services.db, tx, violation_id)
         .await?
         .ok_or(ViolationError::NotFound)?;
-    let Some(standing) = standing(&mut **tx, user_id, &v).await? else {
+    let Some(standing) = standing(tx, user_id, &v).await? else {
         return Err(ViolationError::NotFound);
     };
     // One handler's decisions one at a time: the points reserved are counted race-free.
@@ -153,7 +143,8 @@ pub async fn handle(
         .map(|d| d.fields.phone)
         .ok_or(ViolationError::Refused(Refusal::LicenceInvalid))?;
     let today = local_date(now);
-    let serial = violations::next_decision_serial(tx, &today.format("%Y-%m-%d").to_string()).await?;
+    let serial =
+        violations::next_decision_serial(tx, &today.format("%Y-%m-%d").to_string()).await?;
     let number = decision_number(today, serial as u64);
     let mut payment = Payment {
         id: crate::store::new_id(),

@@ -145,13 +145,18 @@ async fn create_order(
         message.push(b'\n');
         a.get("mchid").map(String::as_str) == Some(MCHID)
             && a.get("serial_no").map(String::as_str) == Some(MERCHANT_SERIAL)
-            && state
-                .merchant
-                .verify(&message, a.get("signature").map(String::as_str).unwrap_or(""))
+            && state.merchant.verify(
+                &message,
+                a.get("signature").map(String::as_str).unwrap_or(""),
+            )
     });
     if !verified {
         state.refused.lock().unwrap().push("signature".into());
-        return signed_reply(&state, StatusCode::UNAUTHORIZED, &json!({"code": "SIGN_ERROR"}));
+        return signed_reply(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &json!({"code": "SIGN_ERROR"}),
+        );
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let prepay_id = format!("wx{}", uuid::Uuid::new_v4().simple());
@@ -247,10 +252,14 @@ impl Default for Wire<'_> {
 }
 
 /// TRANSACTION.SUCCESS for `transaction`: (headers, raw body).
-pub fn wechat_notification(transaction: &Value, wire: Wire<'_>) -> (Vec<(String, String)>, Vec<u8>) {
+pub fn wechat_notification(
+    transaction: &Value,
+    wire: Wire<'_>,
+) -> (Vec<(String, String)>, Vec<u8>) {
     let nonce = "a1B2c3D4e5F6";
     let aad = "transaction";
-    let k = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, wire.apiv3_key).unwrap());
+    let k =
+        aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, wire.apiv3_key).unwrap());
     let mut data = serde_json::to_vec(transaction).unwrap();
     k.seal_in_place_append_tag(
         aead::Nonce::try_assume_unique_for_key(nonce.as_bytes()).unwrap(),
@@ -282,7 +291,10 @@ pub fn wechat_notification(transaction: &Value, wire: Wire<'_>) -> (Vec<(String,
         ("Wechatpay-Nonce".into(), header_nonce),
         ("Wechatpay-Signature".into(), signature),
         ("Wechatpay-Serial".into(), wire.serial.to_string()),
-        ("Wechatpay-Signature-Type".into(), "WECHATPAY2-SHA256-RSA2048".into()),
+        (
+            "Wechatpay-Signature-Type".into(),
+            "WECHATPAY2-SHA256-RSA2048".into(),
+        ),
     ];
     (headers, body)
 }
@@ -369,7 +381,10 @@ pub async fn spawn_payment_app(backend: Backend) -> (TestApp, FakeSmsGateway, Fa
     let app_path = write("alipay_app_key.pem", &k.app);
     let alipay_path = write("alipay.pub.pem", &public_pem(&k.alipay));
     let (url, pg_database) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}", dir.path().join("beian.db").display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("beian.db").display()),
+            None,
+        ),
         _ => {
             let (url, name) = super::fresh_postgres_database().await;
             (url, Some(name))
@@ -399,18 +414,39 @@ pub async fn spawn_payment_app(backend: Backend) -> (TestApp, FakeSmsGateway, Fa
         ("BEIAN__WECHAT__APIV3_KEY", APIV3_KEY),
         ("BEIAN__WECHAT__MERCHANT_SERIAL", MERCHANT_SERIAL),
         ("BEIAN__WECHAT__BASE_URL", wechat_url.as_str()),
-        ("BEIAN__WECHAT__NOTIFY_URL", "https://beian.example/v1/callbacks/wechatpay"),
+        (
+            "BEIAN__WECHAT__NOTIFY_URL",
+            "https://beian.example/v1/callbacks/wechatpay",
+        ),
         ("BEIAN__ALIPAY__APP_ID", ALIPAY_APP_ID),
         ("BEIAN__ALIPAY__SELLER_ID", SELLER_ID),
-        ("BEIAN__ALIPAY__GATEWAY_URL", "http://127.0.0.1:9/gateway.do"),
-        ("BEIAN__ALIPAY__NOTIFY_URL", "https://beian.example/v1/callbacks/alipay"),
+        (
+            "BEIAN__ALIPAY__GATEWAY_URL",
+            "http://127.0.0.1:9/gateway.do",
+        ),
+        (
+            "BEIAN__ALIPAY__NOTIFY_URL",
+            "https://beian.example/v1/callbacks/alipay",
+        ),
     ] {
         overrides.push((k.into(), v.into()));
     }
-    overrides.push(("BEIAN__WECHAT__MERCHANT_KEY_PATH".into(), merchant_path.display().to_string()));
-    overrides.push(("BEIAN__ALIPAY__APP_PRIVATE_KEY_PATH".into(), app_path.display().to_string()));
-    overrides.push(("BEIAN__ALIPAY__ALIPAY_PUBLIC_KEY_PATH".into(), alipay_path.display().to_string()));
-    let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    overrides.push((
+        "BEIAN__WECHAT__MERCHANT_KEY_PATH".into(),
+        merchant_path.display().to_string(),
+    ));
+    overrides.push((
+        "BEIAN__ALIPAY__APP_PRIVATE_KEY_PATH".into(),
+        app_path.display().to_string(),
+    ));
+    overrides.push((
+        "BEIAN__ALIPAY__ALIPAY_PUBLIC_KEY_PATH".into(),
+        alipay_path.display().to_string(),
+    ));
+    let pairs: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let mut config = super::test_config(&url, dir.path(), &pairs);
     config.wechat.platform_keys = vec![
         beian::config::PlatformKey {

@@ -144,7 +144,6 @@ impl<S: CodePhase> CodeState<S> {
         Ok(())
     }
 
-
     /// Whether a new code may be sent now.
     pub fn can_resend(&self, now_ms: i64, rules: &CodeRules) -> Result<(), ResendRefused<S>> {
         if !(self.status.code_pending() || self.status.code_expired()) {

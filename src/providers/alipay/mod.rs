@@ -113,7 +113,10 @@ impl AlipayIdentity {
         if !notify_url.is_empty() {
             params.push(("notify_url".into(), notify_url.into()));
         }
-        let content = sign_content(params.iter().map(|(k, v)| (k.as_str(), v.as_str())), &["sign"]);
+        let content = sign_content(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &["sign"],
+        );
         params.push(("sign".into(), self.app_key.sign(content.as_bytes())));
         params.sort();
         params
@@ -215,7 +218,11 @@ pub struct Alipay {
 }
 
 impl Alipay {
-    pub fn live(cfg: &AlipayConfig, client: reqwest::Client, policy: RetryPolicy) -> anyhow::Result<Alipay> {
+    pub fn live(
+        cfg: &AlipayConfig,
+        client: reqwest::Client,
+        policy: RetryPolicy,
+    ) -> anyhow::Result<Alipay> {
         Ok(Alipay {
             identity: AlipayIdentity::from_config(cfg)?,
             notify_url: cfg.notify_url.clone(),
@@ -271,13 +278,19 @@ impl Alipay {
             );
             let response = client
                 .post(gateway_url)
-                .header("Content-Type", "application/x-www-form-urlencoded;charset=utf-8")
+                .header(
+                    "Content-Type",
+                    "application/x-www-form-urlencoded;charset=utf-8",
+                )
                 .body(encode(&params))
                 .send()
                 .await
                 .map_err(|e| CallError::Transient(e.to_string()))?;
             let status = response.status().as_u16();
-            let text = response.text().await.map_err(|e| CallError::Transient(e.to_string()))?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| CallError::Transient(e.to_string()))?;
             if status >= 500 {
                 return Err(CallError::Transient(format!("Alipay answered {status}")));
             }
@@ -297,14 +310,19 @@ impl Alipay {
             serde_json::from_str(text).map_err(|e| CallError::Refused(e.to_string()))?;
         let sign = value["sign"].as_str().unwrap_or("");
         if !self.identity.alipay_key.verify(inner.as_bytes(), sign) {
-            return Err(CallError::Refused(format!("{method}: reply signature does not verify")));
+            return Err(CallError::Refused(format!(
+                "{method}: reply signature does not verify"
+            )));
         }
         let reply = &value[&key];
         if reply["code"] != "10000" {
             if reply["sub_code"] == "ACQ.TRADE_NOT_EXIST" {
                 return Ok(None);
             }
-            return Err(CallError::Refused(format!("{method}: {}", reply["sub_code"])));
+            return Err(CallError::Refused(format!(
+                "{method}: {}",
+                reply["sub_code"]
+            )));
         }
         let text = |k: &str| reply[k].as_str().unwrap_or("").to_string();
         Ok(Some(Trade {

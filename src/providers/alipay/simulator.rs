@@ -51,7 +51,11 @@ impl AlipaySimulator {
                 .entry(out_trade_no.to_string())
                 .or_insert_with(|| SimTrade {
                     total,
-                    trade_no: format!("{}22001{}", local_time(real_now_s()).replace('-', "")[..8].to_string(), digits(15)),
+                    trade_no: format!(
+                        "{}22001{}",
+                        &local_time(real_now_s()).replace('-', "")[..8],
+                        digits(15)
+                    ),
                     paid_at: None,
                     notify_id: nonce(32),
                 });

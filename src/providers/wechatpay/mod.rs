@@ -42,8 +42,8 @@ impl WechatIdentity {
         if apiv3_key.len() != 32 {
             anyhow::bail!("wechat.apiv3_key: must be 32 bytes");
         }
-        let merchant_key = SigningKey::from_file(&cfg.merchant_key_path)
-            .context("wechat.merchant_key_path")?;
+        let merchant_key =
+            SigningKey::from_file(&cfg.merchant_key_path).context("wechat.merchant_key_path")?;
         let mut platform_keys = Vec::new();
         for (i, key) in cfg.platform_keys.iter().enumerate() {
             let public = VerifyingKey::from_file(&key.public_key_path)
@@ -190,10 +190,13 @@ impl WechatPay {
             body["payer"] = payer;
         }
         let answer = match &self.endpoint {
-            Endpoint::Simulated(sim) => sim.create_order(kind, &body).map_err(CallError::Refused)?,
+            Endpoint::Simulated(sim) => {
+                sim.create_order(kind, &body).map_err(CallError::Refused)?
+            }
             Endpoint::Http { .. } => {
                 let path = format!("/v3/pay/transactions/{kind}");
-                let bytes = serde_json::to_vec(&body).map_err(|e| CallError::Refused(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&body).map_err(|e| CallError::Refused(e.to_string()))?;
                 self.call("POST", &path, Some(bytes)).await?.1
             }
         };
@@ -258,19 +261,29 @@ impl WechatPay {
                     .header("Content-Type", "application/json")
                     .body(bytes);
             }
-            let response = request.send().await.map_err(|e| CallError::Transient(e.to_string()))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| CallError::Transient(e.to_string()))?;
             let status = response.status().as_u16();
             let headers = reply_headers(response.headers());
-            let raw = response.bytes().await.map_err(|e| CallError::Transient(e.to_string()))?;
+            let raw = response
+                .bytes()
+                .await
+                .map_err(|e| CallError::Transient(e.to_string()))?;
             if status == 404 {
                 return Err(CallError::NotFound);
             }
             if status >= 500 || status == 429 {
-                return Err(CallError::Transient(format!("WeChat Pay answered {status}")));
+                return Err(CallError::Transient(format!(
+                    "WeChat Pay answered {status}"
+                )));
             }
             if !(200..300).contains(&status) {
                 let text = String::from_utf8_lossy(&raw);
-                return Err(CallError::Refused(format!("WeChat Pay answered {status}: {text}")));
+                return Err(CallError::Refused(format!(
+                    "WeChat Pay answered {status}: {text}"
+                )));
             }
             self.identity
                 .verify_signature(&headers, &raw, real_now_s())

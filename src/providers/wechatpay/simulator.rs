@@ -62,8 +62,12 @@ impl WechatSimulator {
 
     /// `POST /v3/pay/transactions/{kind}` with the order's JSON.
     pub fn create_order(&self, kind: &str, body: &Value) -> Result<Value, String> {
-        let out_trade_no = body["out_trade_no"].as_str().ok_or("out_trade_no missing")?;
-        let total = body["amount"]["total"].as_i64().ok_or("amount.total missing")?;
+        let out_trade_no = body["out_trade_no"]
+            .as_str()
+            .ok_or("out_trade_no missing")?;
+        let total = body["amount"]["total"]
+            .as_i64()
+            .ok_or("amount.total missing")?;
         if body["mchid"] != self.identity.mchid || body["appid"] != self.identity.appid {
             return Err("mchid or appid is not the merchant's".into());
         }
@@ -155,10 +159,7 @@ impl WechatSimulator {
             ("Wechatpay-Nonce".into(), nonce),
             ("Wechatpay-Signature".into(), signature),
             ("Wechatpay-Serial".into(), SIM_SERIAL.into()),
-            (
-                "Wechatpay-Signature-Type".into(),
-                super::SCHEME.to_string(),
-            ),
+            ("Wechatpay-Signature-Type".into(), super::SCHEME.to_string()),
         ];
         SimNotification { headers, body }
     }
