@@ -12,12 +12,14 @@ pub mod documents;
 pub mod domain;
 pub mod filings;
 pub mod import;
+pub mod payments;
 pub mod providers;
 pub mod queue;
 pub mod reviews;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod violations;
 
 /// The job handlers live in the top-level `workers/` folder (one file per job kind).
 #[path = "../workers/mod.rs"]

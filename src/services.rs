@@ -26,6 +26,8 @@ pub struct Services {
     pub documents: Arc<dyn crate::documents::DocumentStore>,
     /// The working calendar the review SLA counts in (`calendar.dir`; see `app::calendar`).
     pub calendar: WorkingCalendar,
+    /// The payment providers (WeChat Pay, Alipay; live or simulated).
+    pub payments: std::sync::Arc<crate::providers::payments::Payments>,
 }
 
 impl JobContext<Services> {

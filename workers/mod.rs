@@ -9,8 +9,11 @@ pub mod filing_code;
 pub mod filing_intake;
 pub mod maintenance;
 pub mod notify_decision;
+pub mod payment_callback;
+pub mod payment_query;
 pub mod review_sla;
 pub mod sms_send;
+pub mod violation_ingest;
 
 use crate::queue::{CronTable, Registry};
 use crate::services::Services;
@@ -38,7 +41,11 @@ pub fn registry() -> Registry<Services> {
         .register::<face_verify::FaceVerify>()
         .register::<notify_decision::NotifyDecision>()
         .register::<maintenance::Prune>()
-        .register::<review_sla::SlaCheck>();
+        .register::<review_sla::SlaCheck>()
+        .register::<violation_ingest::ViolationIngest>()
+        .register::<payment_callback::PaymentCallback>()
+        .register::<payment_query::PaymentQuerySweep>()
+        .register::<payment_query::PaymentQuery>();
     registry
 }
 
@@ -47,6 +54,9 @@ pub fn cron_table() -> CronTable {
     let mut table = CronTable::default();
     table.add("maintenance_prune", |slot_ms| maintenance::Prune {
         slot_ms,
+    });
+    table.add("payment_query", |slot_ms| {
+        payment_query::PaymentQuerySweep { slot_ms }
     });
     table
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod callbacks;
 pub mod documents;
 pub mod filing_code;
 pub mod filing_view;
@@ -14,11 +15,13 @@ pub mod openapi;
 pub mod ops;
 pub mod owner_qr;
 pub mod pagination;
+pub mod payments;
 pub mod problem;
 pub mod registry;
 pub mod reviews;
 pub mod test_clock;
 pub mod vehicles;
+pub mod violations;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,6 +73,9 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(documents::routes())
         .merge(owner_qr::routes())
         .merge(reviews::routes())
+        .merge(violations::routes())
+        .merge(payments::routes())
+        .merge(callbacks::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not

@@ -61,6 +61,9 @@ pub const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
         (name = "filings", description = "Filing a vehicle not in your name (filer, role user)"),
         (name = "owners", description = "The owner's side of filings (role user, the vehicle's owner)"),
         (name = "reviews", description = "Manual review of filings (reviewer, supervisor)"),
+        (name = "violations", description = "Camera violations: ingestion (system), the caller's list, handling (user)"),
+        (name = "payments", description = "Fines: confirmation, checkout with WeChat Pay or Alipay (user)"),
+        (name = "callbacks", description = "Payment provider notifications (verified by signature, no bearer token)"),
     )
 )]
 pub struct ApiDoc;

@@ -25,6 +25,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
     let face = FaceProvider::from_config(&config)?;
     let code_key = config.filing.code_secret_bytes()?;
     let documents = crate::documents::from_config(&config);
+    let payments = crate::providers::payments::Payments::from_config(config.clone())?;
     Ok(Arc::new(Services {
         config,
         db,
@@ -35,6 +36,7 @@ pub async fn build_services(config: Arc<Config>, migrate: bool) -> anyhow::Resul
         code_key,
         documents,
         calendar,
+        payments,
     }))
 }
 

@@ -139,15 +139,21 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         queue: services.queue.clone(),
         services: services.clone(),
     };
-    let router = if parts.api {
+    let mut router = if parts.api {
         api::router(state)
     } else {
         api::ops_router(state)
     };
+    if parts.api && services.payments.is_simulated() {
+        router = router.merge(crate::providers::simulator::router(
+            services.payments.clone(),
+        ));
+    }
     let listener = TcpListener::bind(config.http.addr)
         .await
         .map_err(|e| anyhow::anyhow!("http.addr {}: {e}", config.http.addr))?;
     let addr = listener.local_addr()?;
+    services.payments.set_self_url(self_url(addr));
     // An event, not a print: with `log.format = "json"` every line is a JSON object.
     tracing::info!(addr = %addr, api = parts.api, "beian listening on http://{addr}");
 
@@ -164,6 +170,16 @@ pub async fn start(config: Config, parts: Parts) -> anyhow::Result<Running> {
         tasks,
         server,
     })
+}
+
+/// How the service reaches itself (the simulators' pay links and notifications).
+fn self_url(addr: std::net::SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
 }
 
 /// Runs the requested parts until SIGTERM or SIGINT.

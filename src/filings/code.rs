@@ -35,7 +35,7 @@ fn state_of(filing: &Filing) -> CodeState {
 /// SMS flow control (`spec/domain.md`, Notifications): at most `sms.limit_per_minute` codes a
 /// minute to one phone, `limit_per_hour` an hour and `limit_per_day` a day. The phone is
 /// locked for the transaction so concurrent issues count each other.
-async fn check_flow_control(
+pub(crate) async fn check_flow_control(
     services: &Services,
     tx: &mut Tx,
     phone: &str,

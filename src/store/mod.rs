@@ -10,11 +10,13 @@ pub mod filings;
 pub mod idempotency;
 pub mod jobs;
 pub mod messages;
+pub mod payments;
 pub mod qr_tokens;
 pub mod registry;
 pub mod reviews;
 pub mod sms_log;
 pub mod timers;
+pub mod violations;
 
 use std::path::Path;
 use std::sync::Arc;

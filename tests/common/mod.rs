@@ -7,6 +7,7 @@ pub mod private_postgres;
 pub mod private_rabbitmq;
 
 pub mod fakes;
+pub mod payfakes;
 pub mod review_entry;
 pub mod world;
 

@@ -32,7 +32,8 @@ impl CodeKeys {
         }
     }
 
-    /// The 6-digit code number `n` of a filing.
+    /// The 6-digit code number `n` of a filing. Payments derive their confirmation codes
+    /// here too, under their own id (ids are unique across filings and payments).
     pub fn owner_code(&self, filing_id: &str, n: i64) -> String {
         let tag = hmac::sign(
             &self.derive,
@@ -74,10 +75,26 @@ pub struct CodeRules {
     pub resend_interval_ms: i64,
 }
 
-/// What a filing holds of its current code.
+/// Where the holder of a code stands: whether a code is waiting to be entered, and whether
+/// it was declared expired (by a timer). Filings and payments both hold codes.
+pub trait CodePhase: Copy {
+    fn code_pending(self) -> bool;
+    fn code_expired(self) -> bool;
+}
+
+impl CodePhase for FilingStatus {
+    fn code_pending(self) -> bool {
+        self == FilingStatus::CodeSent
+    }
+    fn code_expired(self) -> bool {
+        self == FilingStatus::CodeExpired
+    }
+}
+
+/// What a filing (or another holder, `S`) holds of its current code.
 #[derive(Debug, Clone, Copy)]
-pub struct CodeState {
-    pub status: FilingStatus,
+pub struct CodeState<S = FilingStatus> {
+    pub status: S,
     pub sent_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub wrong_entries: i64,
@@ -85,9 +102,9 @@ pub struct CodeState {
 
 /// Why an entered code is not even compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryRefused {
+pub enum EntryRefused<S = FilingStatus> {
     /// The filing has no code waiting (it is in this state).
-    NoCodePending(FilingStatus),
+    NoCodePending(S),
     Expired,
     /// The last allowed wrong entry was made: the code is dead.
     Locked,
@@ -95,20 +112,28 @@ pub enum EntryRefused {
 
 /// Why no new code can be asked for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResendRefused {
+pub enum ResendRefused<S = FilingStatus> {
     /// The filing has no code to replace (it is in this state).
-    NoCode(FilingStatus),
+    NoCode(S),
     /// Too soon after the last code: the wait, in whole seconds (rounded up).
     TooSoon { retry_after_s: u64, interval_s: u64 },
 }
 
 impl CodeState {
+    /// Entries left after `wrong_entries` wrong ones (0 once the code is dead).
+    pub fn attempts_left(wrong_entries: i64, rules: &CodeRules) -> i64 {
+        (rules.max_wrong_entries - wrong_entries).max(0)
+    }
+}
+
+impl<S: CodePhase> CodeState<S> {
     /// Whether an entry may be compared with the code now.
-    pub fn check_entry(&self, now_ms: i64, rules: &CodeRules) -> Result<(), EntryRefused> {
-        match self.status {
-            FilingStatus::CodeSent => {}
-            FilingStatus::CodeExpired => return Err(EntryRefused::Expired),
-            other => return Err(EntryRefused::NoCodePending(other)),
+    pub fn check_entry(&self, now_ms: i64, rules: &CodeRules) -> Result<(), EntryRefused<S>> {
+        if self.status.code_expired() {
+            return Err(EntryRefused::Expired);
+        }
+        if !self.status.code_pending() {
+            return Err(EntryRefused::NoCodePending(self.status));
         }
         if self.wrong_entries >= rules.max_wrong_entries {
             return Err(EntryRefused::Locked);
@@ -119,17 +144,9 @@ impl CodeState {
         Ok(())
     }
 
-    /// Entries left after `wrong_entries` wrong ones (0 once the code is dead).
-    pub fn attempts_left(wrong_entries: i64, rules: &CodeRules) -> i64 {
-        (rules.max_wrong_entries - wrong_entries).max(0)
-    }
-
     /// Whether a new code may be sent now.
-    pub fn can_resend(&self, now_ms: i64, rules: &CodeRules) -> Result<(), ResendRefused> {
-        if !matches!(
-            self.status,
-            FilingStatus::CodeSent | FilingStatus::CodeExpired
-        ) {
+    pub fn can_resend(&self, now_ms: i64, rules: &CodeRules) -> Result<(), ResendRefused<S>> {
+        if !(self.status.code_pending() || self.status.code_expired()) {
             return Err(ResendRefused::NoCode(self.status));
         }
         match self.sent_at {
