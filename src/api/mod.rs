@@ -18,6 +18,7 @@ pub mod problem;
 pub mod registry;
 pub mod reviews;
 pub mod test_clock;
+pub mod ui;
 pub mod vehicles;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(documents::routes())
         .merge(owner_qr::routes())
         .merge(reviews::routes())
+        .merge(ui::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not
