@@ -9,7 +9,7 @@ import {
   until, uploadPhotos,
 } from "./harness.mjs";
 
-let face, svc, chrome, reviewed, replayed, deadJob;
+let face, svc, chrome, reviewed, held, replayed, deadJob;
 
 before(async () => {
   face = await fakeFace();
@@ -28,6 +28,15 @@ before(async () => {
   const { png, jpeg } = await tinyPhotos(page);
   await page.close();
   await uploadPhotos(svc, reviewed, png, jpeg);
+
+  // A second one, entered later (so less urgent), claimed by a supervisor.
+  held = await fileAndVerify(svc, sys, {
+    sub: "U3", plate: "京C34567", ownerPhone: "13812345670", filerId: "110101198801011234", key: "ui-3",
+  });
+  assert.equal((await call(svc, "POST", `/v1/filings/${held.id}/face`, held.user, { certify_id: "fail-3" })).status, 202);
+  await filingReaches(svc, held, "documents_required");
+  await uploadPhotos(svc, held, png, jpeg);
+  assert.equal((await call(svc, "POST", `/v1/reviews/${held.id}/claim`, svc.token("sup1", "supervisor"))).status, 200);
 
   // A dead job: the face provider is down and the face queue allows one attempt.
   replayed = await fileAndVerify(svc, sys, {
@@ -99,6 +108,9 @@ test("a reviewer claims the most urgent filing, sees both photos, approves it", 
   const row = page.locator(`tr[data-filing="${reviewed.id}"]`);
   await row.waitFor();
   assert.match(await row.innerText(), /京A12345/);
+  const heldRow = page.locator(`tr[data-filing="${held.id}"]`);
+  assert.match(await heldRow.innerText(), /已被 sup1 领取/, "a claim held by someone else shows as such");
+  assert.equal(await heldRow.locator("button.claim").count(), 0, "and it offers no claim");
   await page.screenshot({ path: join(screenshots, "reviewer-desk.png"), fullPage: true });
 
   await page.click("#claim-next"); // click 1: claim the most urgent, open it
@@ -121,7 +133,8 @@ test("a reviewer claims the most urgent filing, sees both photos, approves it", 
 
   await page.click("#approve"); // click 2: the decision
   await page.waitForURL(/#\/reviews$/);
-  await page.locator("#no-pending").waitFor();
+  await heldRow.waitFor();
+  await until("the decided filing to leave the desk", async () => (await row.count()) === 0);
   const filing = await filingReaches(svc, reviewed, "approved");
   assert.equal(filing.status, "approved");
   const review = (await call(svc, "GET", `/v1/reviews/${reviewed.id}`, svc.token("rev1", "reviewer"))).body;
