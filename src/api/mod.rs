@@ -20,6 +20,7 @@ pub mod problem;
 pub mod registry;
 pub mod reviews;
 pub mod test_clock;
+pub mod ui;
 pub mod vehicles;
 pub mod violations;
 
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(violations::routes())
         .merge(payments::routes())
         .merge(callbacks::routes())
+        .merge(ui::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not
