@@ -14,6 +14,7 @@ pub mod filings;
 pub mod import;
 pub mod payments;
 pub mod providers;
+pub mod reconcile;
 pub mod queue;
 pub mod reviews;
 pub mod services;

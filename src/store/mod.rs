@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod messages;
 pub mod payments;
+pub mod reconciliations;
 pub mod qr_tokens;
 pub mod registry;
 pub mod reviews;
