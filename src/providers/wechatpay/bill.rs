@@ -131,21 +131,21 @@ pub fn parse(mut reader: impl BufRead, sink: &mut dyn FnMut(BillEvent)) -> std::
 
 /// A paid order as a bill lists it.
 #[derive(Debug, Clone)]
-pub struct BillRow<'a> {
+pub struct BillRow {
     /// Asia/Shanghai, `YYYY-MM-DD HH:MM:SS`.
-    pub time: &'a str,
-    pub transaction_id: &'a str,
-    pub out_trade_no: &'a str,
-    pub trade_type: &'a str,
+    pub time: String,
+    pub transaction_id: String,
+    pub out_trade_no: String,
+    pub trade_type: String,
     pub total_fen: i64,
 }
 
 /// Writes a bill of `rows` as WeChat Pay publishes it (`\r\n` line ends).
-pub fn write<'a>(
+pub fn write(
     out: &mut impl Write,
     appid: &str,
     mchid: &str,
-    rows: impl IntoIterator<Item = BillRow<'a>>,
+    rows: impl IntoIterator<Item = BillRow>,
 ) -> std::io::Result<()> {
     write!(out, "{}\r\n", COLUMNS.join(","))?;
     let mut sums = Sums::default();
@@ -156,7 +156,7 @@ pub fn write<'a>(
         sums.fee += fee;
         let total = yuan(row.total_fen);
         let values = [
-            row.time, appid, mchid, "0", "", row.transaction_id, row.out_trade_no, "", row.trade_type,
+            &row.time, appid, mchid, "0", "", &row.transaction_id, &row.out_trade_no, "", &row.trade_type,
             "SUCCESS", "OTHERS", "CNY", &total, "0.00", "0", "0", "0.00", "0.00", "", "", "交通违法罚款", "",
             &yuan(fee), "0.60%", &total, "0.00", "",
         ];

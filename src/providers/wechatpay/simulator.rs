@@ -161,10 +161,10 @@ impl WechatSimulator {
             .iter()
             .map(|p| orders.get(&p.3).map(|o| o.kind.to_uppercase()).unwrap_or_default())
             .collect();
-        let rows = paid.iter().zip(&kinds).map(|(p, kind)| super::bill::BillRow {
-            time: &p.1,
-            transaction_id: &p.2,
-            out_trade_no: &p.3,
+        let rows = paid.into_iter().zip(kinds).map(|(p, kind)| super::bill::BillRow {
+            time: p.1,
+            transaction_id: p.2,
+            out_trade_no: p.3,
             trade_type: kind,
             total_fen: p.4,
         });
