@@ -193,9 +193,13 @@ pub fn main() -> ExitCode {
                 channel,
                 file,
                 date,
-            } => crate::reconcile::cli::run(config, &channel, &file, date)
-                .await
-                .map(|_| ExitCode::SUCCESS),
+            } => {
+                let services =
+                    crate::app::build::build_services(std::sync::Arc::new(config), true).await?;
+                crate::reconcile::cli::run(services, &channel, &file, date)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
             Command::Bench { what } => crate::bench::run(config, what)
                 .await
                 .map(|_| ExitCode::SUCCESS),

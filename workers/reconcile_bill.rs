@@ -11,9 +11,9 @@ use chrono::NaiveDate;
 use crate::providers::CallError;
 use crate::providers::bills::Progress;
 use crate::providers::wechatpay::bill::Fetched;
+use crate::queue::{Job, JobContext, JobError, Outcome};
 pub use crate::reconcile::ReconcileBill;
 use crate::reconcile::{self, DONE, FAILED, QUEUED, RunError, WAITING_FOR_BILL};
-use crate::queue::{Job, JobContext, JobError, Outcome};
 use crate::services::Services;
 use crate::store::reconciliations::{self as store, Run};
 
@@ -34,7 +34,8 @@ impl Job for ReconcileBill {
     async fn run(self, ctx: JobContext<Services>) -> Result<Outcome, JobError> {
         let services = ctx.app();
         let now = ctx.clock().now_ms();
-        let date = NaiveDate::parse_from_str(&self.bill_date, "%Y-%m-%d").map_err(JobError::permanent)?;
+        let date =
+            NaiveDate::parse_from_str(&self.bill_date, "%Y-%m-%d").map_err(JobError::permanent)?;
         if store::find(ctx.db().pool(), &self.run_id).await?.is_none() {
             let run = Run {
                 id: self.run_id.clone(),
@@ -70,7 +71,13 @@ impl Job for ReconcileBill {
                     }
                     Err(e) => match e.downcast_ref::<CallError>() {
                         Some(CallError::Refused(why)) => {
-                            store::fail(ctx.db(), &run.id, &format!("the provider refused: {why}"), now).await?;
+                            store::fail(
+                                ctx.db(),
+                                &run.id,
+                                &format!("the provider refused: {why}"),
+                                now,
+                            )
+                            .await?;
                             return Err(JobError::permanent(why));
                         }
                         _ => return Err(JobError::Retry(e)),
@@ -78,7 +85,14 @@ impl Job for ReconcileBill {
                 }
             }
         };
-        match reconcile::execute(services, &run, bill.as_deref(), Arc::new(Progress::default())).await {
+        match reconcile::execute(
+            services,
+            &run,
+            bill.as_deref(),
+            Arc::new(Progress::default()),
+        )
+        .await
+        {
             Ok(_) => {}
             Err(RunError::Bill(why)) => {
                 store::fail(ctx.db(), &run.id, &why, ctx.clock().now_ms()).await?;
@@ -101,9 +115,14 @@ impl ReconcileBill {
             return Ok(Outcome::Duplicate);
         };
         store::set_status(&mut **tx, &self.run_id, WAITING_FOR_BILL, now).await?;
-        let next = ReconcileBill { attempt: self.attempt + 1, ..self.clone() };
+        let next = ReconcileBill {
+            attempt: self.attempt + 1,
+            ..self.clone()
+        };
         let key = format!("reconcile:{}", next.dedup_key());
-        ctx.queue().schedule_timer(&mut tx, &key, &next, now + BILL_RETRY_MS, now).await?;
+        ctx.queue()
+            .schedule_timer(&mut tx, &key, &next, now + BILL_RETRY_MS, now)
+            .await?;
         tx.commit().await?;
         tracing::info!(run = %self.run_id, "the bill is not published yet; asking again later");
         Ok(Outcome::Done)

@@ -94,8 +94,16 @@ fn date_of(text: &str) -> ApiResult<NaiveDate> {
 
 fn accepted(id: String) -> Response {
     let location = format!("/v1/reconciliations/{id}");
-    let body = Accepted { id, status: reconcile::QUEUED.into() };
-    (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(body)).into_response()
+    let body = Accepted {
+        id,
+        status: reconcile::QUEUED.into(),
+    };
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// Reconciles a channel's bill of a date: the job fetches it from the provider.
@@ -141,7 +149,10 @@ async fn upload(
         }
     };
     let looks_right = match channel {
-        Channel::Wechat => head.starts_with("\u{feff}交易时间".as_bytes()) || head.starts_with("交易时间".as_bytes()),
+        Channel::Wechat => {
+            head.starts_with("\u{feff}交易时间".as_bytes())
+                || head.starts_with("交易时间".as_bytes())
+        }
         Channel::Alipay => head.starts_with(b"PK"),
     };
     if !looks_right {
@@ -150,7 +161,10 @@ async fn upload(
             Channel::Wechat => "a WeChat Pay trade bill (CSV starting with the 交易时间 header)",
             Channel::Alipay => "an Alipay bill (a csv.zip)",
         };
-        return Err(ApiError::unprocessable("not_a_bill", format!("the body is not {what}")));
+        return Err(ApiError::unprocessable(
+            "not_a_bill",
+            format!("the body is not {what}"),
+        ));
     }
     let file = Some(path.display().to_string());
     let id = reconcile::request(&state.services, channel, date, "upload", file).await?;
@@ -164,10 +178,15 @@ async fn save(body: Body, path: &std::path::Path, limit: usize) -> ApiResult<Vec
     let (mut size, mut head) = (0usize, Vec::new());
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("body_unreadable", "the body could not be read"))?;
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("body_unreadable", "the body could not be read"))?;
         size += chunk.len();
         if size > limit {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the bill is over the upload limit"));
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the bill is over the upload limit",
+            ));
         }
         if head.len() < 16 {
             head.extend_from_slice(&chunk[..chunk.len().min(16 - head.len())]);
@@ -181,10 +200,17 @@ async fn save(body: Body, path: &std::path::Path, limit: usize) -> ApiResult<Vec
 /// A run's report: its status, counts and items.
 #[utoipa::path(get, path = "/v1/reconciliations/{id}", tag = "reconciliation", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = RunView), (status = 404, body = Problem)))]
-async fn get_run(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<axum::Json<RunView>> {
+async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<RunView>> {
     caller.require(&[Role::Admin])?;
     let Some(run) = store::find(state.db.pool(), &id).await? else {
-        return Err(ApiError::not_found("reconciliation_not_found", "no such reconciliation"));
+        return Err(ApiError::not_found(
+            "reconciliation_not_found",
+            "no such reconciliation",
+        ));
     };
     let items = store::items(&state.db, &id).await?;
     let c = run.counts;

@@ -71,13 +71,24 @@ pub async fn run(mut config: Config, lines: usize) -> anyhow::Result<()> {
     store::insert(&mut tx, services.db.backend(), &run).await?;
     tx.commit().await?;
     let started = Instant::now();
-    let counts = reconcile::execute(&services, &run, Some(&bill), Arc::new(Progress::default())).await?;
+    let counts =
+        reconcile::execute(&services, &run, Some(&bill), Arc::new(Progress::default())).await?;
     let took = started.elapsed();
     let peak = peak_rss_kib().unwrap_or(0);
-    println!("setup: {lines} orders and a {:.1} MB bill in {:.1} s (peak RSS after setup {:.1} MB)",
-        bill_bytes as f64 / 1e6, setup.as_secs_f64(), rss_before as f64 / 1024.0);
-    println!("reconcile: {} lines, {} matched, {} missing_remote, {} malformed in {:.2} s",
-        counts.lines, counts.matched, counts.missing_remote, counts.malformed, took.as_secs_f64());
+    println!(
+        "setup: {lines} orders and a {:.1} MB bill in {:.1} s (peak RSS after setup {:.1} MB)",
+        bill_bytes as f64 / 1e6,
+        setup.as_secs_f64(),
+        rss_before as f64 / 1024.0
+    );
+    println!(
+        "reconcile: {} lines, {} matched, {} missing_remote, {} malformed in {:.2} s",
+        counts.lines,
+        counts.matched,
+        counts.missing_remote,
+        counts.malformed,
+        took.as_secs_f64()
+    );
     println!("peak RSS (VmHWM): {:.1} MB", peak as f64 / 1024.0);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -11,16 +11,21 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::{Channel, RunError, execute};
-use crate::config::Config;
 use crate::providers::bills::Progress;
+use crate::services::Services;
 use crate::store::reconciliations::{self as store, Counts, Run};
 
-pub async fn run(config: Config, channel: &str, file: &Path, date: Option<NaiveDate>) -> anyhow::Result<()> {
-    let channel = Channel::parse(channel).ok_or_else(|| anyhow::anyhow!("--channel is wechat or alipay"))?;
+pub async fn run(
+    services: Arc<Services>,
+    channel: &str,
+    file: &Path,
+    date: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    let channel =
+        Channel::parse(channel).ok_or_else(|| anyhow::anyhow!("--channel is wechat or alipay"))?;
     if !file.is_file() {
         anyhow::bail!("{}: no such file", file.display());
     }
-    let services = crate::app::build::build_services(Arc::new(config), true).await?;
     let now = services.clock.now_ms();
     let date = date.unwrap_or_else(|| {
         let today = crate::payments::local_date(now);
@@ -42,8 +47,10 @@ pub async fn run(config: Config, channel: &str, file: &Path, date: Option<NaiveD
     let progress = Arc::new(Progress::default());
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let watched = progress.clone();
     let ticker_bar = bar.clone();
@@ -65,11 +72,18 @@ pub async fn run(config: Config, channel: &str, file: &Path, date: Option<NaiveD
         }
         Err(e) => return Err(e.into()),
     };
-    let kept = store::find(services.db.pool(), &run.id).await?.unwrap_or(run);
+    let kept = store::find(services.db.pool(), &run.id)
+        .await?
+        .unwrap_or(run);
     print!("{}", summary_table(&kept, &counts));
     for item in store::items(&services.db, &kept.id).await?.iter().take(20) {
         let line = item.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        println!("  {:<16} {line}{} {}", item.kind, item.out_trade_no.as_deref().unwrap_or(""), item.detail);
+        println!(
+            "  {:<16} {line}{} {}",
+            item.kind,
+            item.out_trade_no.as_deref().unwrap_or(""),
+            item.detail
+        );
     }
     Ok(())
 }
@@ -93,7 +107,11 @@ pub fn summary_table(run: &Run, c: &Counts) -> String {
         run.channel,
         run.bill_date,
         run.status,
-        if run.totals_ok { "add up" } else { "DO NOT add up" }
+        if run.totals_ok {
+            "add up"
+        } else {
+            "DO NOT add up"
+        }
     );
     for (name, n) in rows {
         out.push_str(&format!("| {name:<15} | {n:>9} |\n"));

@@ -5,7 +5,7 @@
 //! unknown) is kept for a look-up in the database afterwards ([`Matcher::lookups`]).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use crate::providers::bills::{BillEvent, BillLine, LineKind};
 use crate::store::reconciliations::{Counts, Item};
@@ -15,9 +15,8 @@ pub const MAX_ITEMS: usize = 10_000;
 
 fn hash_of(text: &str) -> u64 {
     // Fixed keys: the same id hashes the same in both passes of a run.
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-    text.hash(&mut h);
-    h.finish()
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(text)
 }
 
 /// The orders paid here on the bill's day.
@@ -28,7 +27,8 @@ pub struct OrderIndex {
 
 impl OrderIndex {
     pub fn push(&mut self, out_trade_no: &str, transaction_id: &str, amount_fen: i64) {
-        self.entries.push((hash_of(out_trade_no), hash_of(transaction_id), amount_fen));
+        self.entries
+            .push((hash_of(out_trade_no), hash_of(transaction_id), amount_fen));
     }
     pub fn seal(&mut self) {
         self.entries.sort_unstable();
@@ -97,7 +97,12 @@ impl Matcher {
         let line = match event {
             BillEvent::Malformed { line, detail } => {
                 self.counts.malformed += 1;
-                self.add(Item { kind: "malformed_line".into(), line: Some(line as i64), detail, ..Item::default() });
+                self.add(Item {
+                    kind: "malformed_line".into(),
+                    line: Some(line as i64),
+                    detail,
+                    ..Item::default()
+                });
                 return;
             }
             BillEvent::Line(line) => line,
@@ -105,7 +110,10 @@ impl Matcher {
         if line.kind == LineKind::Refund {
             self.counts.refunds += 1;
             let detail = format!("refunded {} fen", line.refund_fen);
-            self.add(Item { bill_amount_fen: Some(line.refund_fen), ..item("refund", &line, None, detail) });
+            self.add(Item {
+                bill_amount_fen: Some(line.refund_fen),
+                ..item("refund", &line, None, detail)
+            });
             return;
         }
         match self.index.find(&line.out_trade_no) {
@@ -113,14 +121,22 @@ impl Matcher {
                 let (_, txn, amount) = self.index.entries[at];
                 if std::mem::replace(&mut self.seen[at], true) {
                     self.counts.duplicates += 1;
-                    self.add(item("duplicate", &line, Some(amount), "the order is on the bill more than once".into()));
+                    self.add(item(
+                        "duplicate",
+                        &line,
+                        Some(amount),
+                        "the order is on the bill more than once".into(),
+                    ));
                 } else if txn != hash_of(&line.transaction_id) {
                     self.counts.duplicates += 1;
                     let detail = "paid here by another provider transaction".into();
                     self.add(item("duplicate", &line, Some(amount), detail));
                 } else if amount != line.amount_fen {
                     self.counts.amount_mismatch += 1;
-                    let detail = format!("the bill says {} fen, paid here {amount} fen", line.amount_fen);
+                    let detail = format!(
+                        "the bill says {} fen, paid here {amount} fen",
+                        line.amount_fen
+                    );
                     self.add(item("amount_mismatch", &line, Some(amount), detail));
                 } else {
                     self.counts.matched += 1;
@@ -131,7 +147,12 @@ impl Matcher {
                     self.lookups.push(line);
                 } else {
                     self.counts.duplicates += 1;
-                    self.add(item("duplicate", &line, None, "the order is on the bill more than once".into()));
+                    self.add(item(
+                        "duplicate",
+                        &line,
+                        None,
+                        "the order is on the bill more than once".into(),
+                    ));
                 }
             }
         }
@@ -144,6 +165,8 @@ impl Matcher {
 
     /// Whether `out_trade_no` is an order of the day that the bill did not list.
     pub fn was_missed(&self, out_trade_no: &str) -> bool {
-        self.index.find(out_trade_no).is_some_and(|at| !self.seen[at])
+        self.index
+            .find(out_trade_no)
+            .is_some_and(|at| !self.seen[at])
     }
 }

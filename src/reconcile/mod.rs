@@ -31,7 +31,9 @@ pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
 
 /// The providers, as reconciliation names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Wechat,
@@ -73,7 +75,11 @@ pub fn day_bounds(date: NaiveDate) -> (i64, i64) {
 
 /// Where a run's bill file is kept.
 pub fn bill_path(services: &Services, run_id: &str) -> PathBuf {
-    services.config.data_dir.join("reconcile").join(format!("{run_id}.bill"))
+    services
+        .config
+        .data_dir
+        .join("reconcile")
+        .join(format!("{run_id}.bill"))
 }
 
 /// Records a run and enqueues its job, in one transaction; answers the run's id.
@@ -143,9 +149,17 @@ pub async fn execute(
     bill: Option<&Path>,
     progress: Arc<Progress>,
 ) -> Result<Counts, RunError> {
-    let channel = Channel::parse(&run.channel).ok_or_else(|| RunError::Bill("unknown channel".into()))?;
-    let date = NaiveDate::parse_from_str(&run.bill_date, "%Y-%m-%d").map_err(|e| RunError::Bill(e.to_string()))?;
-    store::set_status(services.db.pool(), &run.id, RUNNING, services.clock.now_ms()).await?;
+    let channel =
+        Channel::parse(&run.channel).ok_or_else(|| RunError::Bill("unknown channel".into()))?;
+    let date = NaiveDate::parse_from_str(&run.bill_date, "%Y-%m-%d")
+        .map_err(|e| RunError::Bill(e.to_string()))?;
+    store::set_status(
+        services.db.pool(),
+        &run.id,
+        RUNNING,
+        services.clock.now_ms(),
+    )
+    .await?;
     let (from, to) = day_bounds(date);
     let mut index = OrderIndex::default();
     store::each_paid_order(&services.db, channel.as_str(), from, to, |o| {
@@ -158,7 +172,9 @@ pub async fn execute(
     if let Some(path) = bill {
         let path = path.to_path_buf();
         let (m, p) = tokio::task::spawn_blocking(move || {
-            let read = read_bill(channel.format(), &path, &progress, &mut |event| matcher.on_event(event));
+            let read = read_bill(channel.format(), &path, &progress, &mut |event| {
+                matcher.on_event(event)
+            });
             read.map(|problems| (matcher, problems))
         })
         .await
@@ -169,7 +185,11 @@ pub async fn execute(
     }
     let totals_ok = problems.is_empty();
     for detail in problems {
-        matcher.add(Item { kind: "totals_mismatch".into(), detail, ..Item::default() });
+        matcher.add(Item {
+            kind: "totals_mismatch".into(),
+            detail,
+            ..Item::default()
+        });
     }
     repair::resolve(services, run, channel, &mut matcher, totals_ok).await?;
     if matcher.unseen() > 0 {
@@ -194,7 +214,16 @@ pub async fn execute(
     }
     let mut tx = services.db.begin().await?;
     let now = services.clock.now_ms();
-    store::finish(&mut tx, &run.id, &matcher.counts, totals_ok, &matcher.items, matcher.truncated, now).await?;
+    store::finish(
+        &mut tx,
+        &run.id,
+        &matcher.counts,
+        totals_ok,
+        &matcher.items,
+        matcher.truncated,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(run = %run.id, channel = %run.channel, bill_date = %run.bill_date, counts = ?matcher.counts, "reconciled");
     Ok(matcher.counts)
@@ -204,6 +233,7 @@ pub async fn execute(
 fn paid(p: &payments::Payment) -> bool {
     matches!(
         p.status,
-        crate::domain::payment::PaymentStatus::Paid | crate::domain::payment::PaymentStatus::Refunded
+        crate::domain::payment::PaymentStatus::Paid
+            | crate::domain::payment::PaymentStatus::Refunded
     )
 }

@@ -30,23 +30,44 @@ pub async fn resolve(
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("payment providers unavailable: {e:#}")))?;
     let (app_id, merchant) = match channel {
-        Channel::Wechat => (providers.wechat.identity.appid.clone(), providers.wechat.identity.mchid.clone()),
-        Channel::Alipay => (providers.alipay.identity.app_id.clone(), providers.alipay.identity.seller_id.clone()),
+        Channel::Wechat => (
+            providers.wechat.identity.appid.clone(),
+            providers.wechat.identity.mchid.clone(),
+        ),
+        Channel::Alipay => (
+            providers.alipay.identity.app_id.clone(),
+            providers.alipay.identity.seller_id.clone(),
+        ),
     };
     for line in lookups {
         let Some(payment) = payments::find(services.db.pool(), &line.out_trade_no).await? else {
             matcher.counts.unknown_orders += 1;
-            matcher.add(item("unknown_order", &line, None, "no order here with this out_trade_no".into()));
+            matcher.add(item(
+                "unknown_order",
+                &line,
+                None,
+                "no order here with this out_trade_no".into(),
+            ));
             continue;
         };
         if paid(&payment) {
             let amount = payment.paid_total_fen;
             if payment.transaction_id.as_deref() != Some(line.transaction_id.as_str()) {
                 matcher.counts.duplicates += 1;
-                matcher.add(item("duplicate", &line, amount, "paid here by another provider transaction".into()));
+                matcher.add(item(
+                    "duplicate",
+                    &line,
+                    amount,
+                    "paid here by another provider transaction".into(),
+                ));
             } else if amount != Some(line.amount_fen) {
                 matcher.counts.amount_mismatch += 1;
-                matcher.add(item("amount_mismatch", &line, amount, "the bill and the order differ".into()));
+                matcher.add(item(
+                    "amount_mismatch",
+                    &line,
+                    amount,
+                    "the bill and the order differ".into(),
+                ));
             } else {
                 // Paid here, on another local day (a notification around midnight).
                 matcher.counts.matched += 1;
@@ -55,7 +76,8 @@ pub async fn resolve(
         }
         let expected = payment.order_total_fen;
         if !totals_ok {
-            let detail = "paid at the provider, not here; not repaired: the bill's totals do not add up";
+            let detail =
+                "paid at the provider, not here; not repaired: the bill's totals do not add up";
             matcher.add(item("paid_remote_only", &line, expected, detail.into()));
             continue;
         }
@@ -63,8 +85,16 @@ pub async fn resolve(
             channel: channel.as_str().into(),
             transaction_id: line.transaction_id.clone(),
             out_trade_no: line.out_trade_no.clone(),
-            app_id: if line.app_id.is_empty() { app_id.clone() } else { line.app_id.clone() },
-            merchant_id: if line.merchant_id.is_empty() { merchant.clone() } else { line.merchant_id.clone() },
+            app_id: if line.app_id.is_empty() {
+                app_id.clone()
+            } else {
+                line.app_id.clone()
+            },
+            merchant_id: if line.merchant_id.is_empty() {
+                merchant.clone()
+            } else {
+                line.merchant_id.clone()
+            },
             total_fen: line.amount_fen,
             success: true,
             source: "reconciliation".into(),
@@ -73,9 +103,14 @@ pub async fn resolve(
         let mut tx = services.db.begin().await?;
         let applied = apply(services, &mut tx, &notice, now).await?;
         if applied == Applied::Paid {
-            let backend = services.db.backend();
-            let (txn, id) = (&line.transaction_id, &line.out_trade_no);
-            store::record_repair(&mut tx, backend, channel.as_str(), txn, id, &run.id, line.amount_fen, now).await?;
+            let repair = store::Repair {
+                channel: channel.as_str(),
+                transaction_id: &line.transaction_id,
+                out_trade_no: &line.out_trade_no,
+                run_id: &run.id,
+                amount_fen: line.amount_fen,
+            };
+            store::record_repair(&mut tx, services.db.backend(), &repair, now).await?;
         }
         tx.commit().await?;
         services.queue.wake();
@@ -83,16 +118,27 @@ pub async fn resolve(
             Applied::Paid => {
                 tracing::warn!(run = %run.id, out_trade_no = %line.out_trade_no, "lost notification repaired from the bill");
                 matcher.counts.repaired += 1;
-                let detail = "paid at the provider, not here (a lost notification): applied now".into();
+                let detail =
+                    "paid at the provider, not here (a lost notification): applied now".into();
                 matcher.add(item("repaired", &line, expected, detail));
             }
             Applied::Duplicate | Applied::Ignored => matcher.counts.matched += 1,
             Applied::Discrepancy("amount_mismatch") => {
                 matcher.counts.amount_mismatch += 1;
-                matcher.add(item("amount_mismatch", &line, expected, "not applied: the bill and the order differ".into()));
+                matcher.add(item(
+                    "amount_mismatch",
+                    &line,
+                    expected,
+                    "not applied: the bill and the order differ".into(),
+                ));
             }
             Applied::Discrepancy(kind) => {
-                matcher.add(item(kind, &line, expected, "not applied (recorded as a payment discrepancy)".into()));
+                matcher.add(item(
+                    kind,
+                    &line,
+                    expected,
+                    "not applied (recorded as a payment discrepancy)".into(),
+                ));
             }
         }
     }

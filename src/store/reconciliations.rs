@@ -230,17 +230,30 @@ pub async fn items(db: &Db, id: &str) -> DbResult<Vec<Item>> {
         .collect()
 }
 
+/// A repair to audit.
+#[derive(Debug, Clone, Copy)]
+pub struct Repair<'a> {
+    pub channel: &'a str,
+    pub transaction_id: &'a str,
+    pub out_trade_no: &'a str,
+    pub run_id: &'a str,
+    pub amount_fen: i64,
+}
+
 /// Audits a repair; false when this provider transaction was repaired before.
 pub async fn record_repair(
     tx: &mut Tx,
     backend: Backend,
-    channel: &str,
-    transaction_id: &str,
-    out_trade_no: &str,
-    run_id: &str,
-    amount_fen: i64,
+    repair: &Repair<'_>,
     now: i64,
 ) -> DbResult<bool> {
+    let Repair {
+        channel,
+        transaction_id,
+        out_trade_no,
+        run_id,
+        amount_fen,
+    } = *repair;
     let (verb, tail) = match backend {
         Backend::Sqlite => ("INSERT OR IGNORE", ""),
         Backend::Postgres => ("INSERT", "ON CONFLICT (channel, transaction_id) DO NOTHING"),
@@ -289,7 +302,9 @@ pub async fn each_paid_order(
         let row = row?;
         each(PaidOrder {
             id: row.try_get("id")?,
-            transaction_id: row.try_get::<Option<String>, _>("transaction_id")?.unwrap_or_default(),
+            transaction_id: row
+                .try_get::<Option<String>, _>("transaction_id")?
+                .unwrap_or_default(),
             paid_total_fen: row.try_get("paid_total_fen")?,
         });
     }

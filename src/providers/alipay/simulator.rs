@@ -85,7 +85,14 @@ impl AlipaySimulator {
                 let at = t.paid_at?;
                 let finished = local_time(at);
                 finished.starts_with(bill_date).then(|| {
-                    (at, t.trade_no.clone(), id.clone(), local_time(at - 20), finished, t.total)
+                    (
+                        at,
+                        t.trade_no.clone(),
+                        id.clone(),
+                        local_time(at - 20),
+                        finished,
+                        t.total,
+                    )
                 })
             })
             .collect();
@@ -100,7 +107,13 @@ impl AlipaySimulator {
             finished: &p.4,
             total_fen: p.5,
         });
-        super::bill::write_zip(&self.identity.seller_id, bill_date, &local_time(real_now_s()), rows).ok()
+        super::bill::write_zip(
+            &self.identity.seller_id,
+            bill_date,
+            &local_time(real_now_s()),
+            rows,
+        )
+        .ok()
     }
 
     /// The payer pays, and the notification is lost: the trade is paid here only.

@@ -147,11 +147,9 @@ impl WechatSimulator {
             .filter_map(|(id, o)| {
                 let (txn, at) = o.paid.as_ref()?;
                 let time = crate::providers::alipay::local_time(*at);
-                time.starts_with(bill_date).then(|| {
-                    (*at, time, txn.clone(), id.clone(), o.total)
-                })
+                time.starts_with(bill_date)
+                    .then(|| (*at, time, txn.clone(), id.clone(), o.total))
             })
-            .map(|(at, time, txn, id, total)| (at, time, txn, id, total))
             .collect();
         if paid.is_empty() {
             return None;
@@ -159,15 +157,23 @@ impl WechatSimulator {
         paid.sort();
         let kinds: Vec<String> = paid
             .iter()
-            .map(|p| orders.get(&p.3).map(|o| o.kind.to_uppercase()).unwrap_or_default())
+            .map(|p| {
+                orders
+                    .get(&p.3)
+                    .map(|o| o.kind.to_uppercase())
+                    .unwrap_or_default()
+            })
             .collect();
-        let rows = paid.into_iter().zip(kinds).map(|(p, kind)| super::bill::BillRow {
-            time: p.1,
-            transaction_id: p.2,
-            out_trade_no: p.3,
-            trade_type: kind,
-            total_fen: p.4,
-        });
+        let rows = paid
+            .into_iter()
+            .zip(kinds)
+            .map(|(p, kind)| super::bill::BillRow {
+                time: p.1,
+                transaction_id: p.2,
+                out_trade_no: p.3,
+                trade_type: kind,
+                total_fen: p.4,
+            });
         let mut out = Vec::new();
         super::bill::write(&mut out, &self.identity.appid, &self.identity.mchid, rows).ok()?;
         Some(out)
