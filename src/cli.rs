@@ -1,5 +1,5 @@
 //! The command line: `beian serve | api | worker | scheduler | migrate | config | token |
-//! import | bench`, each with `--config FILE` (or `BEIAN_CONFIG`).
+//! import | reconcile | bench`, each with `--config FILE` (or `BEIAN_CONFIG`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,18 @@ enum Command {
         /// Write the good lines and list the bad ones (default: write nothing if any is bad).
         #[arg(long)]
         skip_bad: bool,
+    },
+    /// Reconciles a provider's bill file (as published) against the orders of its date.
+    Reconcile {
+        /// `wechat` or `alipay`.
+        #[arg(long)]
+        channel: String,
+        /// The bill: WeChat Pay's CSV or Alipay's csv.zip.
+        #[arg(long)]
+        file: PathBuf,
+        /// The bill's date, YYYY-MM-DD (default: yesterday, Asia/Shanghai).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
     },
     /// Benchmarks; prints figures.
     Bench {
@@ -177,6 +189,17 @@ pub fn main() -> ExitCode {
                 file,
                 skip_bad,
             } => crate::import::run(&config, what, &file, skip_bad).await,
+            Command::Reconcile {
+                channel,
+                file,
+                date,
+            } => {
+                let services =
+                    crate::app::build::build_services(std::sync::Arc::new(config), true).await?;
+                crate::reconcile::cli::run(services, &channel, &file, date)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
             Command::Bench { what } => crate::bench::run(config, what)
                 .await
                 .map(|_| ExitCode::SUCCESS),

@@ -15,6 +15,7 @@ pub mod import;
 pub mod payments;
 pub mod providers;
 pub mod queue;
+pub mod reconcile;
 pub mod reviews;
 pub mod services;
 pub mod store;

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod notify_decision;
 pub mod payment_callback;
 pub mod payment_query;
+pub mod reconcile_bill;
 pub mod review_sla;
 pub mod sms_send;
 pub mod violation_ingest;
@@ -45,7 +46,8 @@ pub fn registry() -> Registry<Services> {
         .register::<violation_ingest::ViolationIngest>()
         .register::<payment_callback::PaymentCallback>()
         .register::<payment_query::PaymentQuerySweep>()
-        .register::<payment_query::PaymentQuery>();
+        .register::<payment_query::PaymentQuery>()
+        .register::<reconcile_bill::ReconcileBill>();
     registry
 }
 
@@ -57,6 +59,12 @@ pub fn cron_table() -> CronTable {
     });
     table.add("payment_query", |slot_ms| {
         payment_query::PaymentQuerySweep { slot_ms }
+    });
+    table.add("reconcile_wechat", |slot_ms| {
+        reconcile_bill::ReconcileBill::for_slot("wechat", slot_ms)
+    });
+    table.add("reconcile_alipay", |slot_ms| {
+        reconcile_bill::ReconcileBill::for_slot("alipay", slot_ms)
     });
     table
 }

@@ -17,6 +17,7 @@ pub mod owner_qr;
 pub mod pagination;
 pub mod payments;
 pub mod problem;
+pub mod reconciliations;
 pub mod registry;
 pub mod reviews;
 pub mod test_clock;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(payments::routes())
         .merge(callbacks::routes())
         .merge(ui::routes())
+        .merge(reconciliations::routes())
         .split_for_parts();
     openapi::declare_problem_responses(&mut openapi);
     // Rendered once: a handler is cloned for every request, so it holds shared bytes, not
@@ -142,7 +144,8 @@ async fn body_limit(req: Request, next: Next, json_limit: usize, upload_limit: u
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/"));
+        .is_some_and(|v| v.starts_with("multipart/"))
+        || req.uri().path() == "/v1/reconciliations/upload";
     let limit = if is_upload { upload_limit } else { json_limit };
     let declared = req
         .headers()

@@ -64,6 +64,7 @@ pub const PROBLEM_RESPONSES: &[(u16, &str, &str)] = &[
         (name = "violations", description = "Camera violations: ingestion (system), the caller's list, handling (user)"),
         (name = "payments", description = "Fines: confirmation, checkout with WeChat Pay or Alipay (user)"),
         (name = "callbacks", description = "Payment provider notifications (verified by signature, no bearer token)"),
+        (name = "reconciliation", description = "Daily reconciliation of the providers' bills (admin)"),
     )
 )]
 pub struct ApiDoc;

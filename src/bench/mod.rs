@@ -1,9 +1,10 @@
 //! Benchmarks that print figures. `beian bench jobs`: throughput and latency of the job
 //! runtime on the configured database and transport, with a job whose effect is one row
 //! committed with its idempotency key. `beian bench timers`: see [`timers`].
-//! `beian bench filings`: see [`filings`].
+//! `beian bench filings`: see [`filings`]. `beian bench reconcile`: see [`reconcile`].
 
 mod filings;
+pub mod reconcile;
 mod timers;
 
 use std::sync::Arc;
@@ -31,6 +32,12 @@ pub enum BenchCommand {
         /// Spread the due times over this many seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+    },
+    /// Reconcile a generated WeChat Pay bill of N lines against N orders paid that day
+    /// (scratch SQLite database): time and peak RSS.
+    Reconcile {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
     },
     /// Submit filings over HTTP at a steady rate to a running copy of the service with a
     /// fake SMS gateway: submit -> code SMS latency p50/p99.
@@ -77,6 +84,7 @@ pub async fn run(config: Config, what: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Jobs { count } => jobs(config, count).await,
         BenchCommand::Timers { count, seconds } => timers::run(config, count, seconds).await,
         BenchCommand::Filings { rate, seconds } => filings::run(config, rate, seconds).await,
+        BenchCommand::Reconcile { lines } => reconcile::run(config, lines).await,
     }
 }
 

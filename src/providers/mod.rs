@@ -4,6 +4,7 @@
 //! service uses ([`payments`]); RSA keys in [`keys`].
 
 pub mod alipay;
+pub mod bills;
 pub mod face;
 pub mod keys;
 pub mod payments;

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod messages;
 pub mod payments;
 pub mod qr_tokens;
+pub mod reconciliations;
 pub mod registry;
 pub mod reviews;
 pub mod sms_log;

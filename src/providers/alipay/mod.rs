@@ -5,6 +5,7 @@
 //! `alipay.trade.query` through the gateway (its reply verified over the response text).
 //! With `payments.mode = "simulated"` the query goes to the in-process [`simulator`].
 
+pub mod bill;
 pub mod simulator;
 
 use std::collections::BTreeMap;

@@ -75,6 +75,52 @@ impl AlipaySimulator {
         })
     }
 
+    /// The trade bill zip of `bill_date` (`YYYY-MM-DD`) in Alipay's format: the trades paid
+    /// that local day; `None` when there are none (Alipay's `isp.bill_not_exist`).
+    pub fn bill_zip(&self, bill_date: &str) -> Option<Vec<u8>> {
+        let trades = self.trades.lock().ok()?;
+        let mut paid: Vec<(i64, String, String, String, String, i64)> = trades
+            .iter()
+            .filter_map(|(id, t)| {
+                let at = t.paid_at?;
+                let finished = local_time(at);
+                finished.starts_with(bill_date).then(|| {
+                    (
+                        at,
+                        t.trade_no.clone(),
+                        id.clone(),
+                        local_time(at - 20),
+                        finished,
+                        t.total,
+                    )
+                })
+            })
+            .collect();
+        if paid.is_empty() {
+            return None;
+        }
+        paid.sort();
+        let rows = paid.iter().map(|p| super::bill::BillRow {
+            trade_no: &p.1,
+            out_trade_no: &p.2,
+            created: &p.3,
+            finished: &p.4,
+            total_fen: p.5,
+        });
+        super::bill::write_zip(
+            &self.identity.seller_id,
+            bill_date,
+            &local_time(real_now_s()),
+            rows,
+        )
+        .ok()
+    }
+
+    /// The payer pays, and the notification is lost: the trade is paid here only.
+    pub fn pay_silently(&self, out_trade_no: &str) -> bool {
+        self.pay(out_trade_no).is_some()
+    }
+
     /// The payer pays: the trade is paid here (once) and the notification is built
     /// (form fields, signed RSA2 without `sign` and `sign_type` in the content).
     pub fn pay(&self, out_trade_no: &str) -> Option<Vec<(String, String)>> {

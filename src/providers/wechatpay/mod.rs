@@ -6,6 +6,7 @@
 //! [`notify`]. With `payments.mode = "simulated"` the calls go to the in-process
 //! [`simulator`] instead of the network.
 
+pub mod bill;
 pub mod notify;
 pub mod simulator;
 

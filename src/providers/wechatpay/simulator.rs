@@ -132,6 +132,53 @@ impl WechatSimulator {
         Some(self.notification(&transaction))
     }
 
+    /// The payer pays, and the notification is lost: the order is paid here only (tests and
+    /// demos of reconciliation).
+    pub fn pay_silently(&self, out_trade_no: &str) -> bool {
+        self.pay(out_trade_no).is_some()
+    }
+
+    /// The trade bill of `bill_date` (`YYYY-MM-DD`) in WeChat Pay's format: the orders paid
+    /// that local day; `None` when there are none (WeChat's `NO_STATEMENT_EXIST`).
+    pub fn trade_bill(&self, bill_date: &str) -> Option<Vec<u8>> {
+        let orders = self.orders.lock().ok()?;
+        let mut paid: Vec<(i64, String, String, String, i64)> = orders
+            .iter()
+            .filter_map(|(id, o)| {
+                let (txn, at) = o.paid.as_ref()?;
+                let time = crate::providers::alipay::local_time(*at);
+                time.starts_with(bill_date)
+                    .then(|| (*at, time, txn.clone(), id.clone(), o.total))
+            })
+            .collect();
+        if paid.is_empty() {
+            return None;
+        }
+        paid.sort();
+        let kinds: Vec<String> = paid
+            .iter()
+            .map(|p| {
+                orders
+                    .get(&p.3)
+                    .map(|o| o.kind.to_uppercase())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let rows = paid
+            .into_iter()
+            .zip(kinds)
+            .map(|(p, kind)| super::bill::BillRow {
+                time: p.1,
+                transaction_id: p.2,
+                out_trade_no: p.3,
+                trade_type: kind,
+                total_fen: p.4,
+            });
+        let mut out = Vec::new();
+        super::bill::write(&mut out, &self.identity.appid, &self.identity.mchid, rows).ok()?;
+        Some(out)
+    }
+
     /// TRANSACTION.SUCCESS for `transaction`, encrypted and signed as WeChat Pay does.
     pub fn notification(&self, transaction: &Value) -> SimNotification {
         let plain = serde_json::to_vec(transaction).unwrap_or_default();
