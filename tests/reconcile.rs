@@ -14,13 +14,17 @@ use common::world::{ADMIN, Car, Person, SYSTEM, World};
 use common::{TestApp, eventually};
 use serde_json::{Value, json};
 
+/// Only the daily run may find lost notifications in most tests here, not the order query.
+const NO_ORDER_QUERY: &str = "0 0 1 1 *";
+
 struct Fine {
     handler: Person,
     payment_id: String,
     violation_id: String,
 }
 
-async fn spawn(backend: common::Backend) -> (TestApp, FakeSmsGateway) {
+/// The service with the built-in simulators; `order_query` is the `payment_query` schedule.
+async fn spawn(backend: common::Backend, order_query: &str) -> (TestApp, FakeSmsGateway) {
     let sms = FakeSmsGateway::start(SMS_SECRET).await;
     let url = sms.url();
     let overrides = [
@@ -33,8 +37,7 @@ async fn spawn(backend: common::Backend) -> (TestApp, FakeSmsGateway) {
         ("BEIAN__JOBS__DEFAULT__BACKOFF_BASE_MS", "20"),
         ("BEIAN__JOBS__DEFAULT__BACKOFF_CAP_MS", "200"),
         ("BEIAN__QUEUE__POLL_INTERVAL_MS", "50"),
-        // Only the daily run may find lost notifications here, not the order query.
-        ("BEIAN__CRON__PAYMENT_QUERY", "0 0 1 1 *"),
+        ("BEIAN__CRON__PAYMENT_QUERY", order_query),
     ];
     (common::spawn_app_with(backend, &overrides).await, sms)
 }
@@ -293,8 +296,51 @@ fn alipay_zip(lines: &[(&str, &str, i64)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+/// The other way a lost notification is found: the order query (`payment.query`, swept by
+/// cron every 5 minutes) asks the provider about orders checked out more than 10 minutes ago
+/// and still unpaid; the answer pays them through the callback path, once.
+async fn stale_orders_are_queried(backend: common::Backend) {
+    let (app, sms) = spawn(backend, "*/5 * * * *").await;
+    let wechat = fine(&app, &sms, "wechat").await;
+    let alipay = fine(&app, &sms, "alipay").await;
+    pay_silently(&app, "wechat", &wechat).await;
+    pay_silently(&app, "alipay", &alipay).await;
+    assert_eq!(status_of(&app, &wechat).await, "awaiting_payment");
+    World::new(&app).advance(16 * 60).await;
+    for fine in [&wechat, &alipay] {
+        eventually(30, "the order query to find the payment", || async {
+            (status_of(&app, fine).await == "paid").then_some(())
+        })
+        .await;
+        assert!(processed(&app, fine).await, "the violation ends processed");
+        eventually(10, "the handler is told", || async {
+            (sms.messages_to(&fine.handler.phone, "payment_result").len() == 1).then_some(())
+        })
+        .await;
+    }
+    // Another sweep later finds nothing more to do: nobody is told twice.
+    World::new(&app).advance(11 * 60).await;
+    eventually(30, "the next sweep to run", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'payment.query_sweep' AND state = 'done'",
+        )
+        .fetch_one(app.services().db.pool())
+        .await
+        .unwrap();
+        (n >= 2).then_some(())
+    })
+    .await;
+    for fine in [&wechat, &alipay] {
+        assert_eq!(
+            sms.messages_to(&fine.handler.phone, "payment_result").len(),
+            1
+        );
+    }
+    app.stop().await;
+}
+
 async fn daily_run_repairs_lost_notifications(backend: common::Backend) {
-    let (app, sms) = spawn(backend).await;
+    let (app, sms) = spawn(backend, NO_ORDER_QUERY).await;
     let wechat = fine(&app, &sms, "wechat").await;
     let alipay = fine(&app, &sms, "alipay").await;
     pay_silently(&app, "wechat", &wechat).await;
@@ -355,7 +401,7 @@ async fn daily_run_repairs_lost_notifications(backend: common::Backend) {
 }
 
 async fn wechat_bill_outcomes(backend: common::Backend) {
-    let (app, sms) = spawn(backend).await;
+    let (app, sms) = spawn(backend, NO_ORDER_QUERY).await;
     let matched = fine(&app, &sms, "wechat").await;
     let mismatched = fine(&app, &sms, "wechat").await;
     let missing = fine(&app, &sms, "wechat").await;
@@ -460,7 +506,7 @@ async fn wechat_bill_outcomes(backend: common::Backend) {
 }
 
 async fn alipay_zip_and_waiting(backend: common::Backend) {
-    let (app, sms) = spawn(backend).await;
+    let (app, sms) = spawn(backend, NO_ORDER_QUERY).await;
     let lost = fine(&app, &sms, "alipay").await;
     // Nothing paid at Alipay today yet: the bill is not there, the run waits.
     let (code, body) = app
@@ -509,7 +555,7 @@ async fn alipay_zip_and_waiting(backend: common::Backend) {
 }
 
 async fn refusals(backend: common::Backend) {
-    let (app, _sms) = spawn(backend).await;
+    let (app, _sms) = spawn(backend, NO_ORDER_QUERY).await;
     let (code, body) = upload(&app, "wechat", today(), b"hello".to_vec()).await;
     assert_eq!(
         (code, body["code"].as_str()),
@@ -557,6 +603,7 @@ async fn refusals(backend: common::Backend) {
 
 on_both_databases! {
     lost_notification_found_by_the_daily_run => daily_run_repairs_lost_notifications;
+    lost_notification_found_by_the_order_query => stale_orders_are_queried;
     wechat_bill_each_outcome => wechat_bill_outcomes;
     alipay_zip_and_unpublished_bill => alipay_zip_and_waiting;
     bad_input => refusals;
