@@ -24,10 +24,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resend_code))
 }
 
+/// A texted code entered by its holder (the owner's code of a filing, a payment's
+/// confirmation code).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeEntry {
-    /// The 6-digit code the owner received.
+    /// The 6-digit code that was texted.
     code: String,
+}
+
+impl CodeEntry {
+    /// The code, trimmed, when it is six digits; 422 `invalid_code` otherwise.
+    pub fn six_digits(&self) -> ApiResult<String> {
+        let entered = self.code.trim();
+        if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid_field(
+                "invalid_code",
+                "code",
+                "code: six digits",
+            ));
+        }
+        Ok(entered.to_string())
+    }
 }
 
 /// Enters the owner's code: 200 `code_verified`; 422 `code_mismatch` with `attempts_left`;
@@ -44,14 +61,7 @@ async fn enter_code(
 ) -> ApiResult<axum::Json<FilingView>> {
     caller.require(&[Role::User])?;
     let Json(entry) = body?;
-    let entered = entry.code.trim().to_string();
-    if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid_field(
-            "invalid_code",
-            "code",
-            "code: six digits",
-        ));
-    }
+    let entered = entry.six_digits()?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     let mut filing = own_filing(&state, &mut tx, &caller, &id).await?;

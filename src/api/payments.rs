@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Caller, Role};
+use super::filing_code::CodeEntry;
 use super::problem::{ApiError, ApiResult, Json, Path, Problem};
 use crate::clock::rfc3339;
 use crate::domain::filing::code::{EntryRefused, ResendRefused};
@@ -172,12 +173,6 @@ async fn get_payment(
     )))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CodeEntry {
-    /// The 6-digit code texted to the handler's phone.
-    code: String,
-}
-
 /// Confirms the payment with the texted code: 200 `awaiting_payment`; 422 `code_mismatch`
 /// with `attempts_left`; 410 `code_expired`; 429 `code_locked`.
 #[utoipa::path(post, path = "/v1/payments/{id}/confirm", tag = "payments", security(("bearer" = [])),
@@ -192,14 +187,7 @@ async fn confirm(
 ) -> ApiResult<axum::Json<PaymentView>> {
     caller.require(&[Role::User])?;
     let Json(entry) = body?;
-    let entered = entry.code.trim().to_string();
-    if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid_field(
-            "invalid_code",
-            "code",
-            "code: six digits",
-        ));
-    }
+    let entered = entry.six_digits()?;
     let now = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     let mut payment = own_payment(&state, &mut tx, &caller, &id).await?;
