@@ -179,10 +179,20 @@ async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    multipart: Result<Multipart, MultipartRejection>,
+    mut multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    caller.require(&[Role::User])?;
-    may_upload(&state.services, &id, &caller.sub).await?;
+    let allowed = match caller.require(&[Role::User]) {
+        Ok(()) => may_upload(&state.services, &id, &caller.sub)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(refused) = allowed {
+        // Read the body before answering: a client still sending its photos would otherwise
+        // see the connection closed under it instead of the answer.
+        discard(&mut multipart).await;
+        return Err(refused);
+    }
     let mut multipart = multipart.map_err(|_| {
         ApiError::bad_request(
             "unsupported_content_type",
@@ -197,6 +207,17 @@ async fn upload(
         documents: stored.iter().map(DocumentView::of).collect(),
     };
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// Reads and drops what is left of an upload's body (bounded by the upload limit and 30 s).
+async fn discard(multipart: &mut Result<Multipart, MultipartRejection>) {
+    let Ok(multipart) = multipart else { return };
+    let drain = async {
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), drain).await;
 }
 
 /// The photo's bytes with its content type: for reviewers and supervisors, and for the
